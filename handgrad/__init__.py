@@ -1,0 +1,17 @@
+"""handgrad: a deep-learning framework on NumPy in which every gradient is written by hand."""
+
+from . import init, layers, losses
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
+from .layer import Layer
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layer_names
+from .parameter import Parameter
+from .random import default_generator, manual_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Layer", "Parameter", "gradcheck", "numerical_gradient", "GradcheckReport",
+    "GradcheckError", "manual_seed", "default_generator", "init", "layers", "losses",
+    *_layer_names,
+]

@@ -1,0 +1,12 @@
+"""Layers, one module per family."""
+
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .container import Residual, Sequential
+from .dropout import Dropout
+from .linear import Identity, Linear
+from .shape import Flatten, Unflatten
+
+__all__ = [
+    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
+    "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
+]

@@ -1,0 +1,51 @@
+"""Dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validation import as_float_input, check_grad, check_probability
+from ..layer import Layer
+from ..random import spawn_rng
+
+
+class Dropout(Layer):
+    """Zero each element with probability ``p`` in training and scale the rest by 1/(1-p).
+
+    In eval mode it is the identity. The mask is drawn from the layer's own generator
+    ``rng`` (a child of the default generator when none is given), so a seeded run repeats
+    exactly; backward multiplies ``grad_out`` by the same mask.
+
+    Shape: input ``(*)``, output ``(*)``. Caches the scaled mask (training only).
+    """
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        self.p = check_probability("Dropout", "p", p)
+        self.rng = spawn_rng(rng)
+        self._mask = None
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = as_float_input(self, x)
+        if not self.training:
+            self._mask = np.ones((), dtype=x.dtype) if self.caching else None
+            self._shape = x.shape
+            return x
+        if self.p == 1.0:
+            mask = np.zeros(x.shape, dtype=x.dtype)
+        else:
+            mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
+                                   else np.float64) >= self.p
+            mask = mask.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        self._mask = mask
+        self._shape = x.shape
+        return x * mask
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        mask = self._saved(self._mask)
+        grad_out = check_grad(self, grad_out, self._shape)
+        return grad_out * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

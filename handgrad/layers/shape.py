@@ -1,0 +1,91 @@
+"""Layers that only change an array's shape."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._validation import check_grad
+from ..layer import Layer
+
+
+class Flatten(Layer):
+    """Flattens dimensions ``start_dim`` to ``end_dim`` into one.
+
+    Shape: input ``(N, *dims)``, output ``(N, prod(dims[start_dim-1:end_dim]), ...)``;
+    with the defaults, ``(N, C, H, W) -> (N, C*H*W)``. Caches the input shape.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim = int(start_dim)
+        self.end_dim = int(end_dim)
+        self._shape = None
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = np.asarray(x)
+        ndim = max(x.ndim, 1)
+        start, end = self.start_dim, self.end_dim
+        if not (-ndim <= start < ndim and -ndim <= end < ndim):
+            raise ValueError(
+                f"{self.describe()}: start_dim/end_dim out of range for an input of shape "
+                f"{x.shape}"
+            )
+        start, end = start % ndim, end % ndim
+        if start > end:
+            raise ValueError(
+                f"{self.describe()}: start_dim must not come after end_dim for an input of "
+                f"shape {x.shape}"
+            )
+        new_shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
+        self._shape = x.shape if self.caching else None
+        return x.reshape(new_shape)
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        shape = self._saved(self._shape)
+        grad_out = np.asarray(grad_out)
+        if grad_out.size != int(np.prod(shape)):
+            raise ValueError(
+                f"{self.describe()}: grad_out of shape {grad_out.shape} does not match the "
+                f"forward input shape {shape}"
+            )
+        return grad_out.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Layer):
+    """Expands dimension ``dim`` into ``unflattened_size``.
+
+    Shape: input ``(*, S, *)`` with S = prod(unflattened_size), output ``(*, *sizes, *)``.
+    Caches the input shape.
+    """
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]):
+        super().__init__()
+        self.dim = int(dim)
+        self.unflattened_size = tuple(int(s) for s in unflattened_size)
+        self._shape = None
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = np.asarray(x)
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(f"{self.describe()}: dim out of range for input shape {x.shape}")
+        d = self.dim % x.ndim
+        if x.shape[d] != int(np.prod(self.unflattened_size)):
+            raise ValueError(
+                f"{self.describe()}: expected dimension {d} of size "
+                f"{int(np.prod(self.unflattened_size))}, got input of shape {x.shape}"
+            )
+        self._shape = x.shape if self.caching else None
+        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1:])
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        shape = self._saved(self._shape)
+        d = self.dim % len(shape)
+        out_shape = shape[:d] + self.unflattened_size + shape[d + 1:]
+        return check_grad(self, grad_out, out_shape).reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

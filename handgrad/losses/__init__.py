@@ -1,0 +1,5 @@
+"""Loss functions: ``loss = criterion(pred, target)``; ``grad = criterion.backward()``."""
+
+from .base import Loss
+
+__all__ = ["Loss"]

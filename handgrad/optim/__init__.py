@@ -1,0 +1,1 @@
+"""handgrad.optim"""
