@@ -1,6 +1,6 @@
 """handgrad: a deep-learning framework on NumPy in which every gradient is written by hand."""
 
-from . import init, layers, losses
+from . import data, init, layers, losses, models, ops, optim
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
 from .layer import Layer
 from .layers import *  # noqa: F403
@@ -13,5 +13,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Layer", "Parameter", "gradcheck", "numerical_gradient", "GradcheckReport",
     "GradcheckError", "manual_seed", "default_generator", "init", "layers", "losses",
+    "optim", "models", "data", "ops",
     *_layer_names,
 ]
