@@ -4,9 +4,11 @@ from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, S
 from .container import Residual, Sequential
 from .dropout import Dropout
 from .linear import Identity, Linear
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .shape import Flatten, Unflatten
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
+    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
 ]

@@ -1,0 +1,519 @@
+"""Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm.
+
+Every layer here views its input as ``(A, B, S)`` groups of values and normalises with
+``xhat = (x - mean) / sqrt(var + eps)`` (biased variance), then applies a per-feature affine
+map. Per-group sums are matrix-vector products with a ones vector (BLAS), which is much
+faster in NumPy than ``sum`` over small axes; per-group dot products use ``einsum``.
+
+The common backward (for ``y = w * xhat + b``, ``M`` values per normalisation group,
+``dxhat = grad_out * w``) is the closed form
+
+    grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+
+where the means run over the ``M`` values that shared a mean and variance.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from .._validation import as_float_input, check_grad, check_positive_int
+from ..layer import Layer
+from ..parameter import Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
+
+
+@lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> NDArray:
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _channel_sum(a: NDArray) -> NDArray:
+    """Sums of a contiguous ``(N, C, S)`` array over N and S, as two matrix-vector products."""
+    n, c, s = a.shape
+    per_cs = _ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
+    return per_cs.reshape(c, s) @ _ones(s, a.dtype)  # (C,)
+
+
+def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
+    """``sum(a * b)`` over N and S of two ``(N, C, S)`` arrays, without a temporary."""
+    return np.einsum("ncs,ncs->c", a, b)
+
+
+def _row_sum(a: NDArray) -> NDArray:
+    """Row sums of a contiguous 2-d array as one matrix-vector product."""
+    return a @ _ones(a.shape[1], a.dtype)
+
+
+def _row_dot(a: NDArray, b: NDArray) -> NDArray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _check_eps(name: str, eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps >= 0:
+        raise ValueError(f"{name}: expected a non-negative eps, got {eps!r}")
+    return float(eps)
+
+
+class _BatchNorm(Layer):
+    """Shared BatchNorm implementation on an ``(N, C, S)`` view of the input."""
+
+    _ranks: tuple[int, ...] = ()
+    _shape_text = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 dtype: DTypeLike = np.float32):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = check_positive_int(name, "num_features", num_features)
+        self.eps = _check_eps(name, eps)
+        if momentum is not None and (isinstance(momentum, bool) or not 0 <= momentum <= 1):
+            raise ValueError(f"{name}: expected momentum in [0, 1] or None, got {momentum!r}")
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name}: expected a floating dtype, got {dtype}")
+        if self.affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self._cache = None
+        self._xhat_buffer: NDArray | None = None
+        self._scratch_buffer: NDArray | None = None
+
+    def _on_dtype_change(self, dtype: np.dtype) -> None:
+        self._xhat_buffer = None
+        self._scratch_buffer = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.fill(0)
+            self.running_var.fill(1)
+            self.num_batches_tracked.fill(0)
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data.fill(1)
+            self.bias.data.fill(0)
+
+    # ------------------------------------------------------------------ forward
+    def _view(self, x: NDArray) -> NDArray:
+        if x.ndim not in self._ranks or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape "
+                f"{self._shape_text.format(C=self.num_features)}, got {x.shape}"
+            )
+        x = np.ascontiguousarray(x)
+        return x.reshape(x.shape[0], self.num_features, -1)  # (N, C, S)
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = as_float_input(self, x)
+        if self.track_running_stats and x.dtype != self.running_mean.dtype:
+            raise TypeError(
+                f"{self.describe()}: expected input of dtype {self.running_mean.dtype} (the "
+                f"layer's dtype), got {x.dtype}; convert the input with "
+                f".astype(np.{self.running_mean.dtype}) or the layer with .to(np.{x.dtype})"
+            )
+        x3 = self._view(x)
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats:
+            y3, cache = self._forward_batch_stats(x3)
+        else:
+            y3, cache = self._forward_running_stats(x3)
+        self._cache = (*cache, x.shape) if self.caching else None
+        return y3.reshape(x.shape)
+
+    def _forward_batch_stats(self, x3: NDArray):
+        n, c, s = x3.shape
+        m = n * s
+        if m <= 1:
+            raise ValueError(
+                f"{self.describe()}: expected more than 1 value per channel when training, "
+                f"got input size {(n, c) + ((s,) if s > 1 else ())}; use a batch of 2 or "
+                "more, or layer.eval() to use the running statistics"
+            )
+        mean = _channel_sum(x3)
+        mean *= 1.0 / m  # (C,)
+        # xhat is internal (only this layer reads it), so its buffer is reused between
+        # steps; without an affine map it is also the output, so it must then be fresh.
+        buf = self._xhat_buffer
+        if not self.affine or buf is None or buf.shape != x3.shape or buf.dtype != x3.dtype:
+            buf = np.empty_like(x3)
+        xhat = np.subtract(x3, mean[:, None], out=buf)  # x - mean, (N, C, S)
+        var = _channel_dot(xhat, xhat)
+        var *= 1.0 / m  # biased variance, used to normalise
+        invstd = var + self.eps
+        np.sqrt(invstd, out=invstd)
+        np.reciprocal(invstd, out=invstd)
+        xhat *= invstd[:, None]
+        if self.track_running_stats and self.training:
+            self._update_running_stats(mean, var, m)
+        if self.affine:
+            self._xhat_buffer = buf
+            y = np.multiply(xhat, self.weight.data[:, None])
+            y += self.bias.data[:, None]
+        else:
+            y = xhat
+        return y, ("batch", xhat, invstd)
+
+    def _update_running_stats(self, mean: NDArray, var: NDArray, m: int) -> None:
+        # PyTorch: running = (1 - momentum) * running + momentum * batch statistic, with the
+        # unbiased variance var * m / (m - 1); momentum=None gives the cumulative average.
+        self.num_batches_tracked += 1
+        if self.momentum is None:
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = self.momentum
+        self.running_mean *= 1.0 - factor
+        self.running_mean += factor * mean
+        self.running_var *= 1.0 - factor
+        self.running_var += (factor * m / (m - 1)) * var
+
+    def _forward_running_stats(self, x3: NDArray):
+        # y = x * scale + shift with scale = w / sqrt(running_var + eps),
+        # shift = b - running_mean * scale.
+        invstd = 1.0 / np.sqrt(self.running_var + self.eps)
+        scale = invstd * self.weight.data if self.affine else invstd
+        shift = -self.running_mean * scale
+        if self.affine:
+            shift += self.bias.data
+        y = np.multiply(x3, scale[:, None])
+        y += shift[:, None]
+        return y, ("running", x3, invstd)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, grad_out: NDArray) -> NDArray:
+        kind, saved, invstd, shape = self._saved(self._cache)
+        grad_out = check_grad(self, grad_out, shape)
+        g3 = np.ascontiguousarray(grad_out).reshape(saved.shape)  # (N, C, S)
+        if kind == "batch":
+            grad_x = self._backward_batch_stats(g3, saved, invstd)
+        else:
+            grad_x = self._backward_running_stats(g3, saved, invstd)
+        return grad_x.reshape(shape)
+
+    def _param_grads(self, sum_g: NDArray, sum_g_xhat: NDArray) -> None:
+        if self.affine:
+            if self.weight.requires_grad:
+                self.weight.accumulate_grad(sum_g_xhat, fresh=True)
+            if self.bias.requires_grad:
+                self.bias.accumulate_grad(sum_g, fresh=True)
+
+    def _backward_batch_stats(self, g3: NDArray, xhat: NDArray, invstd: NDArray) -> NDArray:
+        # With M values per channel and a = w * invstd:
+        #   grad_x = a * (g - sum(g) / M - xhat * sum(g * xhat) / M)
+        # (sum(g) and sum(g * xhat) are also the bias and weight gradients.)
+        n, c, s = xhat.shape
+        m = n * s
+        sum_g = _channel_sum(g3)
+        sum_g_xhat = _channel_dot(g3, xhat)
+        a = invstd * self.weight.data if self.affine else invstd.copy()
+        coef_xhat = sum_g_xhat * (-a / m)
+        coef_const = sum_g * (-a / m)
+        grad_x = np.multiply(xhat, coef_xhat[:, None])
+        grad_x += coef_const[:, None]
+        tmp = np.multiply(g3, a[:, None], out=self._scratch(g3))
+        grad_x += tmp
+        self._param_grads(sum_g, sum_g_xhat)
+        return grad_x
+
+    def _scratch(self, like: NDArray) -> NDArray:
+        # xhat's buffer is still cached, so the scratch array is separate (and reused).
+        buf = self._scratch_buffer
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = np.empty_like(like)
+            self._scratch_buffer = buf
+        return buf
+
+    def _backward_running_stats(self, g3: NDArray, x3: NDArray, invstd: NDArray) -> NDArray:
+        # Running statistics are constants: grad_x = g * w * invstd;
+        # grad_w = sum(g * xhat) = invstd * (sum(g * x) - running_mean * sum(g)).
+        a = invstd * self.weight.data if self.affine else invstd
+        grad_x = np.multiply(g3, a[:, None])
+        if self.affine and (self.weight.requires_grad or self.bias.requires_grad):
+            sum_g = _channel_sum(g3)
+            sum_g_xhat = (_channel_dot(g3, x3) - self.running_mean * sum_g) * invstd
+            self._param_grads(sum_g, sum_g_xhat)
+        return grad_x
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over a batch of vectors or sequences (Ioffe & Szegedy, 2015).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per feature (channel) C. In training,
+    mean and (biased) var are the batch statistics over N (and L), and
+    ``running = (1 - momentum) * running + momentum * stat`` with the *unbiased* variance
+    (``momentum=None``: cumulative average); in eval mode the running statistics are used.
+    With ``track_running_stats=False`` the batch statistics are always used.
+
+    Args:
+        num_features: C.
+        eps: added to the variance (default 1e-5).
+        momentum: running-statistics factor (default 0.1), or None for a cumulative average.
+        affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var``, ``num_batches_tracked``.
+        dtype: parameter and buffer dtype (float32 by default).
+
+    Shape:
+        - input: ``(N, C)`` or ``(N, C, L)``; output: same shape
+        - weight, bias, running_mean, running_var: ``(C,)``; num_batches_tracked: ``()`` int64
+
+    Forward caches ``xhat`` and ``1/sqrt(var + eps)`` (training) or the input (eval).
+    """
+
+    _ranks = (2, 3)
+    _shape_text = "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over images, per channel (Ioffe & Szegedy, 2015).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, statistics over N, H and W. In
+    training the batch statistics are used and ``running = (1 - momentum) * running +
+    momentum * stat`` with the *unbiased* variance (``momentum=None``: cumulative average);
+    in eval mode the running statistics are used. With ``track_running_stats=False`` the
+    batch statistics are always used.
+
+    Args:
+        num_features: C.
+        eps: added to the variance (default 1e-5).
+        momentum: running-statistics factor (default 0.1), or None for a cumulative average.
+        affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var``, ``num_batches_tracked``.
+        dtype: parameter and buffer dtype (float32 by default).
+
+    Shape:
+        - input: ``(N, C, H, W)``; output: same shape
+        - weight, bias, running_mean, running_var: ``(C,)``; num_batches_tracked: ``()`` int64
+
+    Forward caches ``xhat`` and ``1/sqrt(var + eps)`` (training) or the input (eval).
+    """
+
+    _ranks = (4,)
+    _shape_text = "(N, {C}, H, W)"
+
+
+class LayerNorm(Layer):
+    """Layer normalization over the last dimensions (Ba et al., 2016).
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased var taken over the
+    trailing ``normalized_shape`` dimensions of each sample; weight and bias are element-wise.
+
+    Args:
+        normalized_shape: an int or tuple, the trailing shape normalised over.
+        eps: added to the variance (default 1e-5).
+        elementwise_affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+        bias: learn the bias (default True; only with ``elementwise_affine``).
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        - input: ``(*, *normalized_shape)``; output: same shape
+        - weight, bias: ``normalized_shape``
+
+    Forward caches ``xhat`` and ``1/sqrt(var + eps)``.
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype: DTypeLike = np.float32):
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        normalized_shape = tuple(normalized_shape)
+        for d in normalized_shape:
+            check_positive_int("LayerNorm", "normalized_shape entry", d)
+        if not normalized_shape:
+            raise ValueError("LayerNorm: expected a non-empty normalized_shape, got ()")
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.eps = _check_eps("LayerNorm", eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self._cache = None
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = as_float_input(self, x)
+        k = len(self.normalized_shape)
+        if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape (*, "
+                f"{', '.join(map(str, self.normalized_shape))}), got {x.shape}"
+            )
+        d = math.prod(self.normalized_shape)
+        x2 = np.ascontiguousarray(x).reshape(-1, d)  # (B, D)
+        mean = _row_sum(x2)
+        mean *= 1.0 / d
+        xhat = np.subtract(x2, mean[:, None])
+        var = _row_dot(xhat, xhat)
+        var *= 1.0 / d
+        invstd = var + self.eps
+        np.sqrt(invstd, out=invstd)
+        np.reciprocal(invstd, out=invstd)
+        xhat *= invstd[:, None]
+        if self.weight is not None:
+            y = np.multiply(xhat, self.weight.data.reshape(-1))
+            if self.bias is not None:
+                y += self.bias.data.reshape(-1)
+        else:
+            y = xhat
+        self._cache = (xhat, invstd, x.shape) if self.caching else None
+        return y.reshape(x.shape)
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        xhat, invstd, shape = self._saved(self._cache)
+        grad_out = check_grad(self, grad_out, shape)
+        b, d = xhat.shape
+        g2 = np.ascontiguousarray(grad_out).reshape(b, d)
+        if self.weight is not None:
+            if self.weight.requires_grad:
+                gw = _ones(b, g2.dtype) @ (g2 * xhat)
+                self.weight.accumulate_grad(gw.reshape(self.normalized_shape), fresh=True)
+            if self.bias is not None and self.bias.requires_grad:
+                gb = _ones(b, g2.dtype) @ g2
+                self.bias.accumulate_grad(gb.reshape(self.normalized_shape), fresh=True)
+            dxhat = g2 * self.weight.data.reshape(-1)
+        else:
+            dxhat = g2
+        # grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row
+        mean_d = _row_sum(dxhat) * (1.0 / d)
+        mean_dx = _row_dot(dxhat, xhat) * (1.0 / d)
+        grad_x = np.multiply(xhat, -mean_dx[:, None])
+        grad_x += dxhat
+        grad_x -= mean_d[:, None]
+        grad_x *= invstd[:, None]
+        return grad_x.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Layer):
+    """Group normalization (Wu & He, 2018): channels split into groups, normalised per sample.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; mean and biased var over each
+    sample's group of ``C / num_groups`` channels and all spatial positions; weight and bias
+    are per channel.
+
+    Args:
+        num_groups: number of groups G (must divide num_channels).
+        num_channels: C.
+        eps: added to the variance (default 1e-5).
+        affine: learn per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        - input: ``(N, C, *)``; output: same shape
+        - weight, bias: ``(C,)``
+
+    Forward caches ``xhat`` and ``1/sqrt(var + eps)``.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, dtype: DTypeLike = np.float32):
+        super().__init__()
+        self.num_groups = check_positive_int("GroupNorm", "num_groups", num_groups)
+        self.num_channels = check_positive_int("GroupNorm", "num_channels", num_channels)
+        if num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                f"({num_groups})"
+            )
+        self.eps = _check_eps("GroupNorm", eps)
+        self.affine = bool(affine)
+        if self.affine:
+            self.weight = Parameter(np.ones(num_channels, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_channels, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self._cache = None
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = as_float_input(self, x)
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape (N, {self.num_channels}, *), "
+                f"got {x.shape}"
+            )
+        n, c, g = x.shape[0], self.num_channels, self.num_groups
+        x3 = np.ascontiguousarray(x).reshape(n, c, -1)  # (N, C, S)
+        s = x3.shape[2]
+        k = (c // g) * s
+        xg = x3.reshape(n * g, k)  # (N*G, C/G*S)
+        mean = _row_sum(xg)
+        mean *= 1.0 / k
+        xhat = np.subtract(xg, mean[:, None])
+        var = _row_dot(xhat, xhat)
+        var *= 1.0 / k
+        invstd = var + self.eps
+        np.sqrt(invstd, out=invstd)
+        np.reciprocal(invstd, out=invstd)
+        xhat *= invstd[:, None]
+        xhat3 = xhat.reshape(n, c, s)
+        if self.affine:
+            y = np.multiply(xhat3, self.weight.data[:, None])
+            y += self.bias.data[:, None]
+        else:
+            y = xhat3
+        self._cache = (xhat3, invstd, x.shape) if self.caching else None
+        return y.reshape(x.shape)
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        xhat3, invstd, shape = self._saved(self._cache)
+        grad_out = check_grad(self, grad_out, shape)
+        n, c, s = xhat3.shape
+        g3 = np.ascontiguousarray(grad_out).reshape(n, c, s)
+        if self.affine:
+            if self.weight.requires_grad:
+                self.weight.accumulate_grad(_channel_dot(g3, xhat3), fresh=True)
+            if self.bias.requires_grad:
+                self.bias.accumulate_grad(_channel_sum(g3), fresh=True)
+            dxhat = np.multiply(g3, self.weight.data[:, None])
+        else:
+            dxhat = g3
+        # grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per group
+        k = (c // self.num_groups) * s
+        d2 = dxhat.reshape(n * self.num_groups, k)
+        xh2 = xhat3.reshape(n * self.num_groups, k)
+        mean_d = _row_sum(d2) * (1.0 / k)
+        mean_dx = _row_dot(d2, xh2) * (1.0 / k)
+        grad_x = np.multiply(xh2, -mean_dx[:, None])
+        grad_x += d2
+        grad_x -= mean_d[:, None]
+        grad_x *= invstd[:, None]
+        return grad_x.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
