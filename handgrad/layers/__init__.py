@@ -2,6 +2,7 @@
 
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .container import Residual, Sequential
+from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
@@ -11,4 +12,5 @@ __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
     "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
+    "Conv2d",
 ]

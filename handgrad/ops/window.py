@@ -1,0 +1,210 @@
+"""Sliding-window kernels shared by convolution and pooling: pure functions on arrays.
+
+Everything here works on NCHW arrays and 2-D hyperparameters given as ``(h, w)`` pairs:
+
+* ``pair`` / ``resolve_padding``: argument normalisation (int or pair, ``'valid'``/``'same'``);
+* ``output_size`` / ``output_shape``: PyTorch's output-size rule
+  ``floor((H + pad_before + pad_after - d*(k-1) - 1) / s) + 1`` (``ceil`` with ``ceil_mode``);
+* ``pad2d`` / ``unpad2d``: constant padding (zeros for conv, ``-inf`` for max-pool);
+* ``window_slice``: the strided slice of a padded image seen by one kernel offset;
+* ``im2col`` / ``col2im``: the column matrix of all windows, and its adjoint.
+
+The column layout is ``(C*kh*kw, N*OH*OW)`` with rows ordered ``(c, i, j)`` like a PyTorch
+conv weight ``(O, C, kh, kw)`` flattened, so a convolution is one matrix multiply
+``weight.reshape(O, -1) @ cols`` (and groups just split the row axis).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+Pair = tuple[int, int]
+Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+__all__ = [
+    "pair", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
+    "window_slice", "window_view", "im2col", "col2im", "ceil_extra",
+]
+
+
+def pair(value: Any, name: str = "value", who: str = "window", minimum: int = 1) -> Pair:
+    """``(v, v)`` for an int ``v``, or the pair itself; every entry an int >= ``minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    ):
+        values = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{who}: expected {name} as an int or a pair of ints, got {value!r}")
+    if min(values) < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{who}: expected {bound} {name}, got {value!r}")
+    return values
+
+
+def resolve_padding(padding: Any, kernel_size: Pair, stride: Pair = (1, 1),
+                    dilation: Pair = (1, 1), who: str = "window") -> Padding2d:
+    """``((top, bottom), (left, right))`` for an int, a pair, ``'valid'`` or ``'same'``.
+
+    ``'same'`` (stride 1 only, as in PyTorch) pads ``d*(k-1)`` in total per axis, the
+    smaller half before and the larger after, so even kernels pad asymmetrically.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if tuple(stride) != (1, 1):
+                raise ValueError(
+                    f"{who}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}"
+                )
+            pads = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            return pads[0], pads[1]
+        raise ValueError(
+            f"{who}: expected padding 'valid', 'same', an int or a pair, got {padding!r}"
+        )
+    ph, pw = pair(padding, "padding", who, minimum=0)
+    return (ph, ph), (pw, pw)
+
+
+def output_size(size: int, kernel: int, stride: int = 1, padding: int | Pair = 0,
+                dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Number of window positions along one axis (PyTorch's rule; may be < 1).
+
+    ``padding`` is the per-side padding (int) or ``(before, after)``. With ``ceil_mode``
+    (pooling) the last window may hang over the end, but must start inside the input or
+    the leading padding, as in PyTorch.
+    """
+    before, after = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
+    span = size + before + after - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+def output_shape(in_hw: tuple[int, int], kernel_size: Pair, stride: Pair, padding: Padding2d,
+                 dilation: Pair = (1, 1), ceil_mode: bool = False, who: str = "window") -> Pair:
+    """``(OH, OW)``, or a ValueError naming ``who`` when the output would be empty."""
+    out = tuple(
+        output_size(in_hw[a], kernel_size[a], stride[a], padding[a], dilation[a], ceil_mode)
+        for a in range(2)
+    )
+    if min(out) < 1:
+        extent = tuple(dilation[a] * (kernel_size[a] - 1) + 1 for a in range(2))
+        padded = tuple(in_hw[a] + padding[a][0] + padding[a][1] for a in range(2))
+        raise ValueError(
+            f"{who}: input of spatial size {tuple(in_hw)} (padded {padded}) is too small for a "
+            f"kernel covering {extent}; the output size would be {out}"
+        )
+    return out  # type: ignore[return-value]
+
+
+def pad2d(x: NDArray, padding: Padding2d, value: float = 0.0) -> NDArray:
+    """``x`` (N, C, H, W) padded with the constant ``value``; ``x`` itself if no padding."""
+    (t, b), (l, r) = padding
+    if t == b == l == r == 0:
+        return x
+    N, C, H, W = x.shape
+    out = np.empty((N, C, H + t + b, W + l + r), dtype=x.dtype)
+    out[:, :, t:t + H, l:l + W] = x
+    # Fill only the border (not the whole array twice).
+    out[:, :, :t] = value
+    out[:, :, t + H:] = value
+    out[:, :, t:t + H, :l] = value
+    out[:, :, t:t + H, l + W:] = value
+    return out
+
+
+def unpad2d(x: NDArray, padding: Padding2d) -> NDArray:
+    """The interior of a padded (N, C, Hp, Wp) array: a view, the inverse of ``pad2d``."""
+    (t, b), (l, r) = padding
+    if t == b == l == r == 0:
+        return x
+    return x[:, :, t:x.shape[2] - b, l:x.shape[3] - r]
+
+
+def window_slice(i: int, j: int, out_hw: Pair, stride: Pair, dilation: Pair = (1, 1)
+                 ) -> tuple[slice, slice]:
+    """The (rows, cols) slices of a padded image read by kernel offset ``(i, j)``.
+
+    ``xp[..., rows, cols]`` has shape (..., OH, OW): element ``(oh, ow)`` is
+    ``xp[..., oh*sh + i*dh, ow*sw + j*dw]``.
+    """
+    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    return (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+
+
+def window_view(xp: NDArray, kernel_size: Pair, stride: Pair, dilation: Pair = (1, 1)
+                ) -> NDArray:
+    """Read-only strided view (N, C, kh, kw, OH, OW) of every window of padded ``xp``."""
+    N, C, Hp, Wp = xp.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    oh = (Hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (Wp - dw * (kw - 1) - 1) // sw + 1
+    s = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp, (N, C, kh, kw, oh, ow),
+        (s[0], s[1], dh * s[2], dw * s[3], sh * s[2], sw * s[3]), writeable=False,
+    )
+
+
+def im2col(xp: NDArray, kernel_size: Pair, stride: Pair, dilation: Pair = (1, 1),
+           out: NDArray | None = None) -> NDArray:
+    """Columns ``(C*kh*kw, N*OH*OW)`` of padded ``xp`` (N, C, Hp, Wp).
+
+    ``cols[(c, i, j), (n, oh, ow)] = xp[n, c, oh*sh + i*dh, ow*sw + j*dw]``. One strided
+    copy; ``out`` (C-contiguous, right shape and dtype) is reused when given.
+    """
+    N, C = xp.shape[:2]
+    kh, kw = kernel_size
+    view = window_view(xp, kernel_size, stride, dilation)  # (N, C, kh, kw, OH, OW)
+    oh, ow = view.shape[4:]
+    shape = (C * kh * kw, N * oh * ow)
+    if out is None or out.shape != shape or out.dtype != xp.dtype:
+        out = np.empty(shape, dtype=xp.dtype)
+    np.copyto(out.reshape(C, kh, kw, N, oh, ow), view.transpose(1, 2, 3, 0, 4, 5))
+    return out
+
+
+def col2im(cols: NDArray, padded_shape: tuple[int, int, int, int], kernel_size: Pair,
+           stride: Pair, dilation: Pair = (1, 1), dtype: DTypeLike | None = None) -> NDArray:
+    """Adjoint of ``im2col``: sum every column entry back into a new (N, C, Hp, Wp) array.
+
+    A loop over the kh*kw kernel offsets, each adding one strided slice (overlapping
+    windows accumulate, positions no window reads stay zero).
+    """
+    N, C, Hp, Wp = padded_shape
+    kh, kw = kernel_size
+    (sh, sw), (dh, dw) = stride, dilation
+    oh = (Hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (Wp - dw * (kw - 1) - 1) // sw + 1
+    cols6 = cols.reshape(C, kh, kw, N, oh, ow)
+    out = np.zeros(padded_shape, dtype=dtype or cols.dtype)
+    out_cn = out.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+    disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols_ = window_slice(i, j, (oh, ow), stride, dilation)
+            if disjoint:  # no two offsets touch the same pixel: assign, don't add
+                out_cn[:, :, rows, cols_] = cols6[:, i, j]
+            else:
+                out_cn[:, :, rows, cols_] += cols6[:, i, j]
+    return out
+
+
+def ceil_extra(size: int, kernel: int, stride: int, padding: int, dilation: int, out: int) -> int:
+    """Extra trailing padding so that ``out`` windows fit (ceil_mode may need it)."""
+    need = (out - 1) * stride + dilation * (kernel - 1) + 1
+    return max(0, need - (size + 2 * padding))
