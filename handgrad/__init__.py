@@ -1,6 +1,7 @@
 """handgrad: a deep-learning framework on NumPy in which every gradient is written by hand."""
 
 from . import data, init, layers, losses, models, ops, optim
+from .checkpoint import load, load_into, save
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
 from .layer import Layer
 from .layers import *  # noqa: F403
@@ -14,5 +15,6 @@ __all__ = [
     "Layer", "Parameter", "gradcheck", "numerical_gradient", "GradcheckReport",
     "GradcheckError", "manual_seed", "default_generator", "init", "layers", "losses",
     "optim", "models", "data", "ops",
+    "save", "load", "load_into",
     *_layer_names,
 ]

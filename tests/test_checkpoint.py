@@ -1,0 +1,250 @@
+"""handgrad.save / handgrad.load: round trips, atomic writes, refusing bad files."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import handgrad
+from handgrad import checkpoint
+from handgrad.checkpoint import generator_from_state, rng_state, set_rng_state
+
+
+def _model(hidden=5, seed=0):
+    return handgrad.Sequential(
+        handgrad.Linear(4, hidden, rng=seed), handgrad.ReLU(), handgrad.Linear(hidden, 3, rng=seed)
+    )
+
+
+def _assert_same(a, b):
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, dict):
+        assert list(a.keys()) == list(b.keys())
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+def test_round_trip_of_nested_values(tmp_path):
+    obj = {
+        "model": dict(_model().state_dict()),
+        "epoch": 3,
+        "lr": 1e-3,
+        "name": "run-1",
+        "done": False,
+        "nothing": None,
+        "big": 2**100 + 7,
+        "neg": -(2**70),
+        "weird": [float("nan"), float("inf"), -float("inf")],
+        "tuple": (1, "a", np.arange(3, dtype=np.int64)),
+        "int_keys": {0: {"step": 5, "exp_avg": np.ones((2, 2), np.float32)}, 1: {}},
+        "mixed_keys": {None: 1, True: 2, 2.5: 3},
+        "arrays": [np.zeros((0, 3), np.float64), np.array(True), np.array(["ab", "c"]),
+                   np.arange(6, dtype=np.uint8).reshape(2, 3), np.array([1 + 2j])],
+        "scalars": [np.float32(1.5), np.int64(-4), np.bool_(True)],
+        "history": {"loss": [0.5, 0.25], "acc": [0.9, 0.95]},
+    }
+    path = tmp_path / "ckpt.npz"
+    handgrad.save(obj, path)
+    back = handgrad.load(path)
+    _assert_same(obj, back)
+    assert back["scalars"][0].dtype == np.float32
+    assert back["model"]["0.weight"].dtype == np.float32
+
+
+def test_save_layer_and_load_into_fresh_model(tmp_path):
+    model = _model(seed=1)
+    handgrad.save(model, tmp_path / "m.npz")
+    state = handgrad.load(tmp_path / "m.npz")
+    assert list(state) == list(model.state_dict())
+    other = _model(seed=2)
+    handgrad.load_into(other, tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model(x), other(x))
+    # a layer nested in a dict is stored as its state_dict as well
+    handgrad.save({"model": model, "epoch": 1}, tmp_path / "c.npz")
+    third = _model(seed=3)
+    assert handgrad.load_into(third, tmp_path / "c.npz")["epoch"] == 1
+    np.testing.assert_array_equal(model(x), third(x))
+
+
+def test_load_into_different_architecture_names_keys_and_shapes(tmp_path):
+    handgrad.save({"model": _model(hidden=5)}, tmp_path / "c.npz")
+    wider = _model(hidden=8)
+    with pytest.raises(ValueError) as info:
+        handgrad.load_into(wider, tmp_path / "c.npz")
+    message = str(info.value)
+    assert "c.npz" in message
+    assert "0.weight: expected shape (8, 4), got (5, 4)" in message
+    deeper = handgrad.Sequential(*_model(), handgrad.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"missing keys: 3\.weight, 3\.bias"):
+        handgrad.load_into(deeper, tmp_path / "c.npz")
+
+
+def test_generator_state_round_trip(tmp_path):
+    gen = np.random.default_rng(123)
+    gen.random(5)
+    state = rng_state(gen)
+    json.dumps(state)  # JSON-able
+    assert isinstance(state["state"]["state"], str)  # the 128-bit int kept exactly
+    expected = gen.random(4)
+    np.testing.assert_array_equal(generator_from_state(state).random(4), expected)
+    other = set_rng_state(np.random.default_rng(9), state)
+    np.testing.assert_array_equal(other.random(4), expected)
+    mt = np.random.Generator(np.random.MT19937(5))
+    mt_state = rng_state(mt)
+    np.testing.assert_array_equal(generator_from_state(mt_state).random(3), mt.random(3))
+    with pytest.raises(ValueError, match="MT19937"):
+        set_rng_state(np.random.default_rng(0), mt_state)
+
+    # Generators and raw bit_generator.state dicts inside a checkpoint
+    gen2 = np.random.default_rng(77)
+    handgrad.save({"rng": gen2, "raw": gen2.bit_generator.state}, tmp_path / "g.npz")
+    back = handgrad.load(tmp_path / "g.npz")
+    assert isinstance(back["rng"], np.random.Generator)
+    assert back["raw"] == gen2.bit_generator.state
+    np.testing.assert_array_equal(back["rng"].random(3), gen2.random(3))
+
+
+def test_real_optimizer_state_round_trip(tmp_path):
+    optim = handgrad.optim
+    if not hasattr(optim, "Adam"):
+        pytest.skip("handgrad.optim.Adam not available yet")
+    model = _model()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    for _ in range(2):
+        model.zero_grad()
+        y = model(x)
+        model.backward(np.ones_like(y))
+        opt.step()
+    handgrad.save({"model": model, "optimizer": opt.state_dict()}, tmp_path / "o.npz")
+    back = handgrad.load(tmp_path / "o.npz")
+    _assert_same(_plain(opt.state_dict()), _plain(back["optimizer"]))
+
+
+def _plain(value):
+    """Normalise OrderedDicts etc. to plain dicts for comparison."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def test_unsupported_values_raise_and_write_nothing(tmp_path):
+    path = tmp_path / "x.npz"
+    with pytest.raises(TypeError, match=r"object.*obj\['bad'\]"):
+        handgrad.save({"bad": np.array([object()], dtype=object)}, path)
+    with pytest.raises(TypeError, match="set"):
+        handgrad.save({"s": {1, 2}}, path)
+    with pytest.raises(TypeError, match="Parameter"):
+        handgrad.save({"p": next(_model().parameters())}, path)
+    with pytest.raises(TypeError, match="dict or a Layer"):
+        handgrad.save([1, 2], path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_mid_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.npz"
+    handgrad.save({"epoch": 1, "w": np.ones(3)}, path)
+    before = path.read_bytes()
+
+    def disk_full(file, arrays, compress):
+        file.write(b"PK\x03\x04partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_write_arrays", disk_full)
+    with pytest.raises(OSError, match="last.npz.*No space left.*unchanged") as info:
+        handgrad.save({"epoch": 2, "w": np.zeros(3)}, path)
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.npz"]  # no temporary file left
+    assert handgrad.load(path)["epoch"] == 1
+
+
+def test_failure_at_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.npz"
+    handgrad.save({"epoch": 1}, path)
+
+    def broken_replace(src, dst):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        handgrad.save({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["last.npz"]
+    assert handgrad.load(path)["epoch"] == 1
+
+
+def test_missing_directory_and_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        handgrad.save({"a": 1}, tmp_path / "nope" / "c.npz")
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        handgrad.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("cut", [0, 10, 0.5, -1])
+def test_truncated_checkpoint_is_a_clear_value_error(tmp_path, cut):
+    path = tmp_path / "c.npz"
+    handgrad.save({"w": np.arange(100.0), "epoch": 3}, path)
+    data = path.read_bytes()
+    n = int(len(data) * cut) if isinstance(cut, float) else (len(data) + cut if cut < 0 else cut)
+    path.write_bytes(data[:n])
+    with pytest.raises(ValueError, match=r"c\.npz is not a valid handgrad checkpoint"):
+        handgrad.load(path)
+
+
+def test_corrupt_checkpoint_is_a_clear_value_error(tmp_path):
+    path = tmp_path / "c.npz"
+    handgrad.save({"w": np.arange(1000.0)}, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip bits inside the array data: the zip CRC catches it
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="c.npz.*corrupt"):
+        handgrad.load(path)
+    path.write_text("hello, I am not a checkpoint")
+    with pytest.raises(ValueError, match="zip"):
+        handgrad.load(path)
+
+
+def test_plain_npz_without_metadata_and_bad_metadata_are_refused(tmp_path):
+    np.savez(tmp_path / "plain.npz", w=np.ones(2))
+    with pytest.raises(ValueError, match="not written by handgrad.save"):
+        handgrad.load(tmp_path / "plain.npz")
+    meta = json.dumps({"format": "handgrad-checkpoint", "version": 99, "root": None})
+    np.savez(tmp_path / "future.npz", __handgrad__=np.frombuffer(meta.encode(), np.uint8))
+    with pytest.raises(ValueError, match="version 99"):
+        handgrad.load(tmp_path / "future.npz")
+
+
+def test_pickled_object_array_is_refused(tmp_path):
+    """A file whose member holds a pickle (object array) must never be unpickled."""
+    path = tmp_path / "evil.npz"
+    handgrad.save({"w": np.ones(2)}, path)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("a0_evil.npy", buffer.getvalue())
+    with pytest.raises(ValueError, match="pickled data"):
+        handgrad.load(path)
+    assert os.path.exists(path)
