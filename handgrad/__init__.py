@@ -1,6 +1,7 @@
 """handgrad: a deep-learning framework on NumPy in which every gradient is written by hand."""
 
 from . import data, init, layers, losses, models, ops, optim
+from ._malloc import malloc_settings as malloc_settings  # HANDGRAD_NO_MALLOPT=1: off
 from .checkpoint import load, load_into, save
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
 from .layer import Layer
