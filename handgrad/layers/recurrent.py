@@ -1,0 +1,360 @@
+"""Recurrent layers RNN, LSTM and GRU with hand-written backpropagation through time.
+
+The time loops live in ``handgrad.ops.recurrent``; this module handles layers, directions,
+inter-layer dropout, shapes and the parameter gradients. The cells are in ``cells.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from .._validation import as_float_input, check_positive_int, check_probability
+from ..init import uniform_
+from ..layer import Layer
+from ..ops import recurrent as kernels
+from ..parameter import Parameter
+from ..random import resolve_rng, spawn_rng
+
+__all__ = ["RNN", "LSTM", "GRU"]
+
+_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x, prev_h, grad_pre_ih, grad_pre_hh):
+    """Add the weight gradients of a whole sequence with a few large matmuls.
+
+    ``x`` (T, N, I), ``prev_h`` (T, N, H), ``grad_pre_*`` (T, N, G):
+    dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T h[t-1], db = column sums.
+    """
+    G = grad_pre_ih.shape[-1]
+    g_ih = grad_pre_ih.reshape(-1, G)
+    g_hh = g_ih if grad_pre_hh is grad_pre_ih else grad_pre_hh.reshape(-1, G)
+    if w_ih.requires_grad:
+        w_ih.accumulate_grad(g_ih.T @ x.reshape(-1, x.shape[-1]), fresh=True)
+    if w_hh.requires_grad:
+        w_hh.accumulate_grad(g_hh.T @ prev_h.reshape(-1, prev_h.shape[-1]), fresh=True)
+    if b_ih is not None and (b_ih.requires_grad or b_hh.requires_grad):
+        sum_ih = g_ih.sum(axis=0)
+        sum_hh = sum_ih if g_hh is g_ih else g_hh.sum(axis=0)
+        b_ih.accumulate_grad(sum_ih, fresh=sum_hh is not sum_ih)
+        b_hh.accumulate_grad(sum_hh, fresh=True)
+
+
+def check_state_shape(layer: Layer, state, expected: tuple[int, ...], what: str) -> NDArray:
+    state = as_float_input(layer, state, what)
+    if state.shape != expected:
+        raise ValueError(
+            f"{layer.describe()}: expected {what} of shape {expected}, got {state.shape}"
+        )
+    return state
+
+
+class _RNNBase(Layer):
+    """Shared machinery of RNN, LSTM and GRU (see their docstrings)."""
+
+    mode = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float32, rng=None,
+                 nonlinearity: str = "tanh"):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = check_positive_int(name, "input_size", input_size)
+        self.hidden_size = check_positive_int(name, "hidden_size", hidden_size)
+        self.num_layers = check_positive_int(name, "num_layers", num_layers)
+        self.dropout = check_probability(name, "dropout", dropout)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"{name}: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}"
+            )
+        self.nonlinearity = nonlinearity
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        G = _GATES[self.mode] * hidden_size
+        for k in range(num_layers):
+            in_size = input_size if k == 0 else hidden_size * self.num_directions
+            for suffix in self._suffixes():
+                setattr(self, f"weight_ih_l{k}{suffix}", Parameter(np.empty((G, in_size), dtype)))
+                setattr(self, f"weight_hh_l{k}{suffix}",
+                        Parameter(np.empty((G, hidden_size), dtype)))
+                if bias:
+                    setattr(self, f"bias_ih_l{k}{suffix}", Parameter(np.empty(G, dtype)))
+                    setattr(self, f"bias_hh_l{k}{suffix}", Parameter(np.empty(G, dtype)))
+        self.reset_parameters(rng)
+        self.rng = spawn_rng(rng)  # the inter-layer dropout masks
+        self._cache = None
+        self.final_state = None
+        self.grad_initial_state = None
+
+    def _suffixes(self) -> list[str]:
+        return ["", "_reverse"][: self.num_directions]
+
+    def reset_parameters(self, rng=None) -> None:
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) (PyTorch)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        gen = resolve_rng(rng)
+        for param in self.parameters():
+            uniform_(param, -bound, bound, gen)
+
+    def _weights(self, k: int, d: int):
+        suffix = self._suffixes()[d]
+        get = self._parameters.get
+        return (get(f"weight_ih_l{k}{suffix}"), get(f"weight_hh_l{k}{suffix}"),
+                get(f"bias_ih_l{k}{suffix}"), get(f"bias_hh_l{k}{suffix}"))
+
+    def _kernels(self):
+        if self.mode == "lstm":
+            return kernels.lstm_forward, kernels.lstm_backward
+        if self.mode == "gru":
+            return kernels.gru_forward, kernels.gru_backward
+        relu = self.nonlinearity == "relu"
+
+        def forward(*args, **kwargs):
+            return kernels.rnn_forward(*args, relu=relu, **kwargs)
+
+        return forward, kernels.rnn_backward
+
+    # ------------------------------------------------------------------ shapes
+    def _input_layout(self, x: NDArray) -> tuple[NDArray, bool]:
+        """``x`` as a contiguous (T, N, I) array, and whether it was unbatched."""
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            layout = "(N, T, {0})" if self.batch_first else "(T, N, {0})"
+            raise ValueError(
+                f"{self.describe()}: expected input of shape {layout.format(self.input_size)} "
+                f"or unbatched (T, {self.input_size}), got {x.shape}"
+            )
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"{self.describe()}: expected a non-empty sequence, got shape "
+                             f"{x.shape}")
+        return np.ascontiguousarray(x), unbatched
+
+    def _to_user(self, y: NDArray, unbatched: bool) -> NDArray:
+        """(T, N, F) time-major array to the user's layout."""
+        if unbatched:
+            return y[:, 0]
+        return y.transpose(1, 0, 2) if self.batch_first else y
+
+    def _state_parts(self):
+        return ("h_0", "c_0") if self.mode == "lstm" else ("h_0",)
+
+    def _check_state(self, state, N: int, unbatched: bool, what: str = "state"):
+        """The (initial or gradient) state as a tuple of (L*D, N, H) arrays (None: zeros)."""
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        names = self._state_parts()
+        if what != "state":
+            names = tuple(f"grad_{n[0]}_n" for n in names)
+        if state is None:
+            return (None,) * len(names)
+        if self.mode == "lstm":
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise ValueError(f"{self.describe()}: expected {what} as a tuple (h, c), got "
+                                 f"{type(state).__name__}")
+            parts = tuple(state)
+        else:
+            parts = (state,)
+        expected = (LD, H) if unbatched else (LD, N, H)
+        checked = []
+        for name, part in zip(names, parts):
+            if part is None and what != "state":
+                checked.append(None)
+                continue
+            part = check_state_shape(self, part, expected, name)
+            checked.append(part[:, None] if unbatched else part)
+        return tuple(checked)
+
+    def _state_to_user(self, parts, unbatched: bool):
+        if unbatched:
+            parts = tuple(p[:, 0] for p in parts)
+        return parts if self.mode == "lstm" else parts[0]
+
+    # ------------------------------------------------------------------ forward/backward
+    def forward(self, x: NDArray, state=None) -> NDArray:
+        x = as_float_input(self, x)
+        x, unbatched = self._input_layout(x)
+        T, N, _ = x.shape
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        init = self._check_state(state, N, unbatched)
+        final = tuple(np.empty((LD, N, H), dtype=x.dtype) for _ in init)
+        run, _ = self._kernels()
+        keep = self.caching
+        layer_caches, masks = [], []
+        inp = x
+        for k in range(self.num_layers):
+            if k > 0 and self.training and self.dropout > 0:
+                mask = self._dropout_mask(inp.shape, inp.dtype)
+                inp = inp * mask
+                masks.append(mask)
+            else:
+                masks.append(None)
+            outputs, caches = [], []
+            for d in range(self.num_directions):
+                idx = k * self.num_directions + d
+                start = tuple(np.zeros((N, H), x.dtype) if s is None else s[idx] for s in init)
+                w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
+                y, last, cache = run(inp, start, w_ih.data, w_hh.data,
+                                     None if b_ih is None else b_ih.data,
+                                     None if b_hh is None else b_hh.data,
+                                     reverse=d == 1, keep=keep)
+                for buf, value in zip(final, last):
+                    buf[idx] = value
+                outputs.append(y)
+                caches.append(cache)
+            inp = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
+            layer_caches.append(caches)
+        self._cache = (layer_caches, masks, x.shape, unbatched) if keep else None
+        self.final_state = self._state_to_user(final, unbatched)
+        return self._to_user(inp, unbatched)
+
+    def _dropout_mask(self, shape, dtype) -> NDArray:
+        if self.dropout == 1.0:
+            return np.zeros(shape, dtype=dtype)
+        keep = self.rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+        mask = (keep >= self.dropout).astype(dtype)
+        mask *= 1.0 / (1.0 - self.dropout)
+        return mask
+
+    def backward(self, grad_out: NDArray | None, grad_final_state=None) -> NDArray:
+        """Gradient of the input; the initial state's goes to ``self.grad_initial_state``.
+
+        ``grad_out`` is the gradient of the output sequence (``None``: zero);
+        ``grad_final_state`` the gradient arriving at ``final_state`` (same structure;
+        ``None`` or, for the LSTM, ``(grad_h, None)``/``(None, grad_c)`` for zeros).
+        """
+        layer_caches, masks, (T, N, _), unbatched = self._saved(self._cache)
+        D, H = self.num_directions, self.hidden_size
+        out_shape = (T, N, D * H)
+        if grad_out is None:
+            grad = np.zeros(out_shape, dtype=self.dtype)
+        else:
+            grad = np.asarray(grad_out)
+            user_shape = self._to_user(np.empty((T, N, D * H), dtype=np.int8), unbatched).shape
+            if grad.shape != user_shape:
+                raise ValueError(f"{self.describe()}: expected grad_out of shape {user_shape} "
+                                 f"(the forward output's), got {grad.shape}")
+            grad = grad[:, None] if unbatched else grad
+            grad = grad.transpose(1, 0, 2) if self.batch_first and not unbatched else grad
+        grad_final = self._check_state(grad_final_state, N, unbatched, what="grad_final_state")
+        grad_init = tuple(np.empty((self.num_layers * D, N, H), dtype=self.dtype)
+                          for _ in grad_final)
+        _, run_backward = self._kernels()
+        for k in reversed(range(self.num_layers)):
+            grad_inp = None
+            for d in range(D):
+                idx = k * D + d
+                w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
+                cache = layer_caches[k][d]
+                grad_y = grad if D == 1 else grad[..., d * H:(d + 1) * H]
+                last = tuple(None if g is None else g[idx] for g in grad_final)
+                g_init, g_ih, g_hh, prev_h = run_backward(cache, grad_y, last, w_hh.data)
+                for buf, value in zip(grad_init, g_init):
+                    buf[idx] = value
+                x_k = cache[0]
+                accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x_k, prev_h, g_ih, g_hh)
+                G = g_ih.shape[-1]
+                dx = (g_ih.reshape(-1, G) @ w_ih.data).reshape(x_k.shape)
+                if grad_inp is None:
+                    grad_inp = dx
+                else:
+                    grad_inp += dx
+            if masks[k] is not None:
+                grad_inp *= masks[k]
+            grad = grad_inp
+        self.grad_initial_state = self._state_to_user(grad_init, unbatched)
+        return self._to_user(grad, unbatched)
+
+    def extra_repr(self) -> str:
+        parts = [str(self.input_size), str(self.hidden_size)]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if self.mode == "rnn" and self.nonlinearity != "tanh":
+            parts.append(f"nonlinearity={self.nonlinearity!r}")
+        if not self.bias:
+            parts.append("bias=False")
+        if self.batch_first:
+            parts.append("batch_first=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        return ", ".join(parts)
+
+
+_SHAPE_DOC = """
+    Shape (T: sequence length, N: batch, D: 2 if bidirectional else 1, L: num_layers):
+        - input: ``(T, N, input_size)``, ``(N, T, input_size)`` with ``batch_first``, or
+          unbatched ``(T, input_size)``
+        - state: ``(L * D, N, hidden_size)`` (``(L * D, hidden_size)`` unbatched){lstm}
+        - output: ``(T, N, D * hidden_size)`` (same layout rules as the input)
+        - weight_ih_l{{k}}: ``({G} * hidden_size, in_k)`` with in_0 = input_size and
+          in_k = D * hidden_size; weight_hh_l{{k}}: ``({G} * hidden_size, hidden_size)``;
+          bias_ih_l{{k}}, bias_hh_l{{k}}: ``({G} * hidden_size,)``; ``_reverse`` for the
+          backward direction. All ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
+
+    ``forward(x, state=None)`` returns the output sequence (the last layer's hidden state at
+    every step, both directions concatenated) and sets ``final_state`` (h_n{cn}, the state
+    after the last step of every layer and direction; the reverse direction ends at t = 0).
+    ``backward(grad_out, grad_final_state=None)`` returns the input gradient, ADDS the
+    parameter gradients and sets ``grad_initial_state`` (same structure as the state; it is
+    computed also when the initial state was None, i.e. zeros). Truncated BPTT: pass the
+    previous ``final_state`` as the next ``state``; the values carry over, the gradient stops
+    at the chunk boundary (read ``grad_initial_state`` if you want it).
+    Inter-layer dropout (on the inputs of layers 1 .. L-1) runs only in training mode, with
+    the layer's own generator ``rng``.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as in
+            PyTorch.
+        dtype: parameter dtype (float32 by default).
+        rng: generator or seed for the initial weights and the dropout masks.
+
+    Forward caches, per layer and direction, the layer input and the buffers of hidden
+    states{cache} (time-major, preallocated once per call).
+"""
+
+
+class RNN(_RNNBase):
+    __doc__ = """Elman RNN: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``.
+
+    ``act`` is tanh or relu (``nonlinearity``).
+    """ + _SHAPE_DOC.format(G=1, lstm="", cn="", cache=" (the activations)")
+
+    mode = "rnn"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: DTypeLike = np.float32, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, rng, nonlinearity)
+
+
+class LSTM(_RNNBase):
+    __doc__ = """Long short-term memory, PyTorch's equations and gate order (i, f, g, o).
+
+    ``i, f, o = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*)``, ``g = tanh(...)``,
+    ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``.
+    """ + _SHAPE_DOC.format(
+        G=4, lstm="; the state is a tuple ``(h, c)`` of two such arrays", cn=", c_n",
+        cache=", cell states, activated gates and tanh(c)")
+    mode = "lstm"
+
+
+class GRU(_RNNBase):
+    __doc__ = """Gated recurrent unit, PyTorch's equations and gate order (r, z, n).
+
+    ``r, z = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*)``,
+    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
+    """ + _SHAPE_DOC.format(G=3, lstm="", cn="",
+                            cache=", activated gates and h W_hn^T + b_hn")
+    mode = "gru"
