@@ -36,7 +36,7 @@ def _rows(x: NDArray) -> tuple[NDArray, tuple[int, ...]]:
     row_shape = (x.shape[0],) + x.shape[2:]
     if x.ndim == 2:
         return x, row_shape
-    return np.moveaxis(x, 1, -1).reshape(-1, c), row_shape  # (N*d1*..., C)
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)).reshape(-1, c), row_shape  # (N*d1*..., C)
 
 
 def _unrows(grad: NDArray, in_shape: tuple[int, ...]) -> NDArray:
@@ -238,7 +238,7 @@ class CrossEntropyLoss(_ClassIndexLoss):
         (p, first, second, w_t, weight, a_sum, probs, in_shape, row_shape, unbatched,
          denom) = self._saved(self._cache)
         scale = self._scale(grad_output, row_shape, unbatched, denom, p.dtype)
-        grad = p * a_sum[:, None]  # (M, C)
+        grad = np.multiply(p, a_sum[:, None], order="C")  # (M, C), C order for the flat view
         if probs:
             grad -= first  # a[i, c]
         else:
