@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..checkpoint import rng_state, set_rng_state
 from ..random import resolve_rng, spawn_rng
 
 __all__ = ["TensorDataset", "Subset", "DataLoader", "random_split", "train_val_split"]
@@ -209,6 +210,39 @@ class DataLoader:
             return tuple(a[idx] for a in arrays)
         idx = range(start, stop) if order is None else order[start:stop]
         return _collate([self.dataset[int(i)] for i in idx])
+
+    def _generators(self) -> list[np.random.Generator]:
+        """The loader's generator, then those of its (composed) random transforms."""
+        found = [self.rng]
+        pending = [self.transform]
+        while pending:
+            t = pending.pop(0)
+            if t is None:
+                continue
+            if isinstance(getattr(t, "rng", None), np.random.Generator):
+                found.append(t.rng)
+            pending.extend(getattr(t, "transforms", ()))
+        return found
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling/augmentation generator states (JSON-able), to resume a run exactly.
+
+        Saved at an epoch boundary and restored with ``load_state_dict``, the next epochs
+        draw the same orders and augmentations as an uninterrupted run.
+        """
+        return {"generators": [rng_state(g) for g in self._generators()]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        generators = self._generators()
+        saved = state.get("generators") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or len(saved) != len(generators):
+            raise ValueError(
+                f"DataLoader.load_state_dict: expected {len(generators)} generator states "
+                f"(the loader's and its random transforms'), got "
+                f"{len(saved) if isinstance(saved, list) else type(saved).__name__}"
+            )
+        for generator, generator_state in zip(generators, saved):
+            set_rng_state(generator, generator_state)
 
     def __repr__(self) -> str:
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "

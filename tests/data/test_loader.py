@@ -175,3 +175,27 @@ def test_stratified_split_keeps_class_shares():
     (_, yt), (_, yv) = train_val_split(x, y, 0.2, rng=1, stratify=True)
     assert np.bincount(yv, minlength=3).tolist() == [12, 6, 2]
     assert np.bincount(yt, minlength=3).tolist() == [48, 24, 8]
+
+
+def test_loader_state_dict_resumes_orders_and_augmentations():
+    from handgrad.data import Compose, RandomCrop, RandomHorizontalFlip
+
+    x = np.random.default_rng(0).standard_normal((12, 1, 4, 4)).astype(np.float32)
+    y = np.arange(12)
+
+    def make(seed):
+        t = Compose([RandomCrop(4, padding=1, rng=seed + 1), RandomHorizontalFlip(rng=seed + 2)])
+        return DataLoader((x, y), batch_size=5, shuffle=True, rng=seed, transform=t)
+
+    loader = make(0)
+    list(loader)  # epoch 1
+    state = loader.state_dict()
+    expected = list(loader)  # epoch 2
+    resumed = make(50)
+    resumed.load_state_dict(state)
+    for (ex, ey), (gx, gy) in zip(expected, resumed):
+        np.testing.assert_array_equal(ex, gx)
+        np.testing.assert_array_equal(ey, gy)
+    assert len(state["generators"]) == 3
+    with pytest.raises(ValueError, match="expected 1 generator states"):
+        DataLoader((x, y)).load_state_dict(state)
