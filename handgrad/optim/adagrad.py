@@ -1,0 +1,93 @@
+"""Adagrad (PyTorch's formulation, with learning-rate decay)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..parameter import Parameter
+from .optimizer import Optimizer, _check_nonnegative
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al.), as ``torch.optim.Adagrad``.
+
+    For each parameter ``p`` with gradient ``g``, at step ``t`` (starting at 1)::
+
+        g = -g                                   if maximize
+        g = g + weight_decay * p                 if weight_decay != 0
+        clr = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g
+        p = p - clr * g / (sqrt(s) + eps)
+
+    Args:
+        params: Parameters or parameter groups (dicts).
+        lr: learning rate (default 1e-2).
+        lr_decay: learning-rate decay (default 0).
+        weight_decay: L2 penalty (default 0).
+        initial_accumulator_value: start value of ``s`` (default 0).
+        eps: added to the denominator (default 1e-10).
+        maximize: maximize the objective instead of minimizing it.
+
+    State per parameter: ``step`` and ``sum`` (s). As in PyTorch, they are created when
+    the optimizer is constructed (so ``state_dict()`` lists them before the first step).
+    """
+
+    _state_keys = ("step", "sum")
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-2,
+                 lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10,
+                 maximize: bool = False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            self._init_state(p, group)
+
+    def _init_state(self, p: Parameter, group: dict) -> dict:
+        value = float(group["initial_accumulator_value"])
+        state = self.state[p] = {"step": 0.0, "sum": np.full_like(p.data, value)}
+        return state
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        _check_nonnegative(group, "lr_decay", "Invalid lr_decay value")
+        _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
+        _check_nonnegative(group, "initial_accumulator_value",
+                           "Invalid initial_accumulator_value value")
+        _check_nonnegative(group, "eps", "Invalid epsilon value")
+
+    def _update_group(self, group: dict) -> None:
+        lr = float(group["lr"])
+        lr_decay = float(group["lr_decay"])
+        eps = float(group["eps"])
+        weight_decay = float(group["weight_decay"])
+        maximize = bool(group["maximize"])
+        for p in self._active(group):
+            state = self.state.get(p) or self._init_state(p, group)
+            step = state["step"] = state["step"] + 1.0
+            a, b = self._scratch(p.data)
+            grad = p.grad
+            if weight_decay != 0:
+                np.multiply(p.data, weight_decay, out=a)
+                if maximize:
+                    a -= grad
+                else:
+                    a += grad
+                grad = a
+            elif maximize:
+                grad = np.negative(grad, out=a)
+            clr = lr / (1.0 + (step - 1.0) * lr_decay)
+            s = state["sum"]
+            s += np.multiply(grad, grad, out=b)
+            np.sqrt(s, out=b)
+            b += eps
+            np.divide(grad, b, out=b)
+            b *= -clr
+            p.data += b

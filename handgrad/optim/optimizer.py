@@ -1,0 +1,285 @@
+"""Optimizer base class: parameter groups, per-parameter state, state_dict.
+
+Semantics follow ``torch.optim.Optimizer``:
+
+- ``params`` is an iterable of :class:`~handgrad.Parameter` or of dicts (parameter groups),
+  each dict holding ``"params"`` and any hyperparameter that overrides the defaults.
+- ``step()`` updates every parameter that has a gradient and ``requires_grad``; the others
+  are skipped and keep no state.
+- ``state`` maps each parameter to its dict of state (``"step"``, momentum buffers, moments).
+
+State dict structure (no pickle: only NumPy arrays and JSON-able scalars)::
+
+    {
+        "state": {                       # only parameters that have state
+            0: {"step": 3.0,             # Python float (PyTorch keeps a float tensor)
+                "exp_avg": ndarray,      # copies, in the parameter's shape and dtype
+                "exp_avg_sq": ndarray},
+            ...
+        },
+        "param_groups": [
+            {"lr": 0.001, "betas": (0.9, 0.999), ...,   # every hyperparameter of the group
+             "params": [0, 1, 2]},                      # integer indices, counted over all
+            ...                                          # groups in order
+        ],
+    }
+
+``load_state_dict`` also accepts what a JSON round trip makes of this: string keys
+(``"0"``) in ``"state"``, lists where tuples were (``betas``), ints where floats were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from ..parameter import Parameter
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        params: an iterable of Parameters, or of dicts defining parameter groups.
+        defaults: the default hyperparameters (used by groups that don't set them).
+
+    Subclasses implement ``_check_group(group)`` (raise on bad hyperparameters) and
+    ``_update_group(group)`` (the in-place update of one group), and list the names of
+    their per-parameter state in ``_state_keys``.
+    """
+
+    _state_keys: tuple[str, ...] = ()
+
+    def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.state: dict[Parameter, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch_flat: dict[np.dtype, np.ndarray] = {}
+        self._scratch_views: dict[tuple, tuple[np.ndarray, ...]] = {}
+        if isinstance(params, (Parameter, np.ndarray)):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Parameters "
+                f"or dicts, but got {type(params).__name__}"
+            )
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of a set is not deterministic; use a list"
+            )
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (missing ones = defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError("param_group must have a 'params' entry")
+        if isinstance(params, Parameter):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of a set is not deterministic; use a list"
+            )
+        else:
+            params = list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(
+                    "optimizer can only optimize Parameters, but one of the params is "
+                    f"{type(p).__name__}"
+                )
+        if len(params) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer parameter group contains the same parameter twice")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError/TypeError on a bad hyperparameter (subclasses extend this)."""
+        _check_nonnegative(group, "lr", "Invalid learning rate")
+
+    # ------------------------------------------------------------------- steps
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients: to None (default) or to zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Update every parameter that has a gradient; returns ``closure()`` if given."""
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            self._update_group(group)
+        return loss
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _active(group: dict[str, Any]) -> list[Parameter]:
+        """The parameters of a group that step() updates (gradient present, not frozen)."""
+        return [p for p in group["params"] if p.grad is not None and p.requires_grad]
+
+    def _scratch(self, data: np.ndarray, count: int = 2) -> tuple[np.ndarray, ...]:
+        """``count`` scratch arrays shaped like ``data``, reused across steps (not state)."""
+        key = (data.dtype, data.shape, count)
+        views = self._scratch_views.get(key)
+        if views is None:
+            n = data.size
+            flat = self._scratch_flat.get(data.dtype)
+            if flat is None or flat.size < n * count:
+                flat = np.empty(max(n * count, 1), dtype=data.dtype)
+                self._scratch_flat[data.dtype] = flat
+                self._scratch_views = {
+                    k: v for k, v in self._scratch_views.items() if k[0] != data.dtype
+                }
+            views = tuple(flat[i * n:(i + 1) * n].reshape(data.shape) for i in range(count))
+            self._scratch_views[key] = views
+        return views
+
+    # -------------------------------------------------------------- state dict
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state (see the module docstring for the structure)."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            saved["params"] = ids
+            groups.append(saved)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {
+                        k: (v.copy() if isinstance(v, np.ndarray) else v)
+                        for k, v in self.state[p].items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict` (arrays are copied into the params' dtype).
+
+        Raises ValueError when the groups, the parameter counts, a state key or an array
+        shape don't match this optimizer.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict, got "
+                            f"{type(state_dict).__name__}")
+        unknown = set(state_dict) - {"state", "param_groups"}
+        missing = {"state", "param_groups"} - set(state_dict)
+        if unknown or missing:
+            raise ValueError(f"{name}.load_state_dict: expected keys 'state' and 'param_groups', "
+                             f"unknown {sorted(map(str, unknown))}, missing {sorted(missing)}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}) than the optimizer "
+                             f"({len(self.param_groups)})")
+        params: list[Parameter] = []
+        new_groups = []
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"loaded state dict contains a parameter group {i} with "
+                    f"{len(saved['params'])} parameters that doesn't match the size of "
+                    f"optimizer's group ({len(group['params'])} parameters)")
+            missing_keys = set(self.defaults) - set(saved)
+            if missing_keys:
+                raise ValueError(f"{name}.load_state_dict: parameter group {i} lacks "
+                                 f"{sorted(missing_keys)}")
+            restored = {}
+            for key, value in saved.items():
+                if key == "params":
+                    continue
+                if isinstance(self.defaults.get(key), tuple) and isinstance(value, list):
+                    value = tuple(value)
+                restored[key] = value
+            restored["params"] = group["params"]
+            self._check_group(restored)
+            new_groups.append(restored)
+            params.extend(group["params"])
+        by_index = {}
+        for i, p in zip((j for g in saved_groups for j in g["params"]), params):
+            by_index[int(i)] = p
+        new_state: dict[Parameter, dict[str, Any]] = {}
+        for key, values in state_dict["state"].items():
+            try:
+                p = by_index[int(key)]
+            except (KeyError, ValueError):
+                raise ValueError(f"{name}.load_state_dict: state refers to parameter {key!r}, "
+                                 "which is in no parameter group") from None
+            new_state[p] = self._load_param_state(p, key, values)
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def _load_param_state(self, p: Parameter, key: Any, values: dict) -> dict[str, Any]:
+        name = type(self).__name__
+        unknown = set(values) - set(self._state_keys)
+        if unknown:
+            raise ValueError(f"{name}.load_state_dict: unknown state {sorted(unknown)} for "
+                             f"parameter {key}; expected keys among {list(self._state_keys)}")
+        restored: dict[str, Any] = {}
+        for k, v in values.items():
+            if k == "step":
+                restored[k] = float(v)
+                continue
+            array = np.asarray(v)
+            if array.shape != p.data.shape:
+                raise ValueError(f"{name}.load_state_dict: state {k!r} of parameter {key} has "
+                                 f"shape {array.shape}, expected {p.data.shape}")
+            restored[k] = np.array(array, dtype=p.data.dtype, copy=True)
+        return restored
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
+    """Raise ValueError('<label>: <value>') unless group[key] is a real number >= 0."""
+    value = group[key]
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{label}: {value!r} (expected a real number, got "
+                        f"{type(value).__name__})")
+    if not value >= 0.0 or math.isnan(value):
+        raise ValueError(f"{label}: {value}")
+
+
+def _check_betas(group: dict[str, Any]) -> None:
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
+    for i, beta in enumerate(betas):
+        if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
