@@ -248,3 +248,48 @@ def test_pickled_object_array_is_refused(tmp_path):
     with pytest.raises(ValueError, match="pickled data"):
         handgrad.load(path)
     assert os.path.exists(path)
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Save mid-run, restore into fresh objects: the next steps give identical parameters."""
+    optim = handgrad.optim
+    if not hasattr(optim, "Adam"):
+        pytest.skip("handgrad.optim.Adam not available yet")
+    from handgrad.data import DataLoader
+
+    data = np.random.default_rng(0)
+    x = data.standard_normal((40, 4)).astype(np.float32)
+    t = data.standard_normal((40, 3)).astype(np.float32)
+
+    def make(seed):
+        model = handgrad.Sequential(handgrad.Linear(4, 6, rng=seed),
+                                    handgrad.Dropout(0.3, rng=seed),
+                                    handgrad.Linear(6, 3, rng=seed))
+        opt = optim.Adam(model.parameters(), lr=0.01)
+        loader = DataLoader((x, t), batch_size=16, shuffle=True, rng=seed)
+        return model, opt, loader
+
+    def epoch(model, opt, loader):
+        for xb, tb in loader:
+            opt.zero_grad()
+            y = model(xb)
+            model.backward(2 * (y - tb) / y.size)
+            opt.step()
+
+    model, opt, loader = make(1)
+    epoch(model, opt, loader)
+    handgrad.save({"model": model, "optimizer": opt.state_dict(), "loader": loader.state_dict(),
+                   "dropout_rng": model[1].rng, "epoch": 1}, tmp_path / "last.npz")
+    epoch(model, opt, loader)
+    epoch(model, opt, loader)
+
+    ckpt = handgrad.load(tmp_path / "last.npz")
+    model2, opt2, loader2 = make(2)  # different seeds: everything must come from the file
+    model2.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["optimizer"])
+    loader2.load_state_dict(ckpt["loader"])
+    model2[1].rng = ckpt["dropout_rng"]
+    epoch(model2, opt2, loader2)
+    epoch(model2, opt2, loader2)
+    for (name, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
