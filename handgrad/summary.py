@@ -131,7 +131,7 @@ class Summary:
 
 
 def summary(model: Layer, input_shape: tuple[int, ...] | None = None,
-            dtype: DTypeLike | None = None, *, x: NDArray | None = None,
+            dtype: DTypeLike | None = None, *, x: NDArray | None = None, args: tuple = (),
             rng: np.random.Generator | int | None = 0) -> Summary:
     """Run one forward on a copy of ``model`` and tabulate its layers.
 
@@ -143,6 +143,7 @@ def summary(model: Layer, input_shape: tuple[int, ...] | None = None,
             parameters). Float inputs are small random normal values (a fixed seed,
             ``rng``); integer inputs (token ids for an Embedding) are zeros.
         x: an actual input to use instead of ``input_shape``/``dtype``.
+        args: extra positional arguments for the model's forward (e.g. an initial state).
 
     Returns a ``Summary`` (print it for the table).
     """
@@ -176,7 +177,7 @@ def summary(model: Layer, input_shape: tuple[int, ...] | None = None,
             _instrument(module, name, records)
 
     try:
-        out = clone(x)
+        out = clone(x, *args)
     except Exception as err:
         cls = type(err) if type(err) in (ValueError, TypeError, RuntimeError) else RuntimeError
         raise cls(

@@ -120,3 +120,14 @@ def test_bad_input_shape_gives_clear_error():
         _mlp().summary()
     with pytest.raises(ValueError, match="positive"):
         _mlp().summary((0, 6))
+
+
+class TwoInputs(hg.Layer):
+    def forward(self, x, scale):
+        return x * scale
+
+
+def test_explicit_input_and_extra_forward_arguments():
+    x = np.ones((2, 3), np.float32)
+    s = TwoInputs().summary(x=x, args=(np.float32(2.0),))
+    assert s.rows[0].output_shape == "(2, 3)" and s.rows[0].calls == 1
