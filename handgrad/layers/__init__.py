@@ -1,9 +1,11 @@
 """Layers, one module per family."""
 
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .pooling import (
@@ -13,12 +15,14 @@ from .pooling import (
     GlobalAvgPool2d,
     MaxPool2d,
 )
+from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
     "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
 ]
