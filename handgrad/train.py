@@ -43,6 +43,10 @@ PER_BATCH_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 CHECKPOINT_KIND = "handgrad.fit"
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit the run being resumed (other architecture or setup)."""
+
+
 # ---------------------------------------------------------------------------- history
 class History:
     """What ``fit`` measured, one entry per epoch.
@@ -388,8 +392,10 @@ def _generators(*objects: Any) -> list[np.random.Generator]:
     seen: set[int] = set()
     for obj in objects:
         if isinstance(obj, Layer):
-            for module in obj.modules():
-                _find_generators(module, found, seen, depth=2)
+            for module in obj.modules():  # each layer's own attributes; children come next
+                for key, value in vars(module).items():
+                    if key not in ("_parameters", "_buffers", "_children"):
+                        _find_generators(value, found, seen, depth=2)
         elif obj is not None:
             _find_generators(obj, found, seen)
     _find_generators(default_generator(), found, seen)
@@ -433,14 +439,14 @@ class FitRun:
     def restore(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         kind = state.get("kind") if isinstance(state, dict) else type(state).__name__
         if kind != CHECKPOINT_KIND:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"fit: {source} is not a training checkpoint written by ModelCheckpoint "
                 f"(expected kind '{CHECKPOINT_KIND}', got {kind!r})"
             )
         try:
             self.model.load_state_dict(state["model"])
         except ValueError as error:
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"fit: {source} was saved from a different architecture: {error}"
             ) from None
         self.optimizer.load_state_dict(state["optimizer"])
@@ -450,7 +456,7 @@ class FitRun:
         generators = self.generators()
         rng_states = json.loads(state["rng"])
         if len(rng_states) != len(generators):
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"fit: {source} holds {len(rng_states)} random generator states but this run "
                 f"has {len(generators)} (model, data loaders and dropout layers must be built "
                 f"the same way to resume exactly)"
@@ -523,11 +529,13 @@ class FitRun:
                 x, y = _unpack(batch, "train_data")
                 where = f"epoch {epoch}, batch {batch_index + 1}"
                 pred = model(x)
-                loss = float(loss_fn(pred, y))
+                # Checked before the loss, which may refuse non-finite predictions itself.
+                loss = float(loss_fn(pred, y)) if not _non_finite(pred) else math.nan
                 if not math.isfinite(loss):
                     found = find_non_finite(model, loss_fn, x, y)
+                    what = f"became {loss}" if not _non_finite(pred) else "is not finite"
                     raise FloatingPointError(
-                        f"fit: the loss became {loss} at {where}. First non-finite value: "
+                        f"fit: the loss {what} at {where}. First non-finite value: "
                         f"{found}. Try a lower learning rate, gradient clipping "
                         f"(clip_grad_norm=...), or check the data."
                     )
@@ -660,7 +668,7 @@ def fit(
     *,
     batch_size: int | None = None,
     shuffle: bool = True,
-    resume_from: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | dict | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return the ``History``.
 
@@ -683,10 +691,13 @@ def fit(
         accumulate: number of batches whose gradients make one optimizer step.
         metrics: ``'accuracy'`` and/or functions ``f(pred, y) -> float``.
         rng: generator or seed for shuffling a tuple ``train_data``.
-        resume_from: a ``ModelCheckpoint`` file: loads model, optimizer, scheduler, history,
+        resume_from: a ``ModelCheckpoint`` file (or the dict ``load_checkpoint`` read from
+            one): loads model, optimizer, scheduler, history,
             random states and callback states, then continues after the saved epoch.
 
     Raises:
+        CheckpointMismatchError: ``resume_from`` was written for another architecture (the
+            message lists the mismatching keys and shapes) or another data/dropout setup.
         FloatingPointError: the loss or a gradient became NaN or infinite; the message says
             which layer first produced a non-finite output or gradient.
     """
@@ -710,7 +721,9 @@ def fit(
 
     run = FitRun(model, loss_fn, optimizer, scheduler, train_batches, val_batches, callbacks,
                  History())
-    if resume_from is not None:
+    if isinstance(resume_from, dict):
+        run.restore(resume_from)
+    elif resume_from is not None:
         run.restore(load_checkpoint(resume_from), source=f"checkpoint {os.fspath(resume_from)!r}")
 
     run.configure(accumulate=int(accumulate), clip_grad_norm=clip_grad_norm, metrics=metrics,
@@ -794,5 +807,6 @@ def predict(model: Layer, data: Any, *, batch_size: int = 256) -> NDArray:
     return np.concatenate(outputs, axis=0)
 
 
-__all__ = ["fit", "evaluate", "predict", "History", "ArrayBatches", "FitRun",
-           "find_non_finite", "load_checkpoint", "accuracy_counts", "PER_BATCH_SCHEDULERS"]
+__all__ = ["fit", "evaluate", "predict", "History", "CheckpointMismatchError", "ArrayBatches",
+           "FitRun", "find_non_finite", "load_checkpoint", "accuracy_counts",
+           "PER_BATCH_SCHEDULERS"]
