@@ -1,1 +1,10 @@
 """handgrad.models"""
+
+from .cnn import digits_cnn, lenet5
+from .mlp import mlp
+from .resnet import BasicBlock, ResNet, cifar_resnet, resnet18, resnet20, resnet32, resnet56
+
+__all__ = [
+    "digits_cnn", "lenet5", "mlp",
+    "BasicBlock", "ResNet", "cifar_resnet", "resnet18", "resnet20", "resnet32", "resnet56",
+]
