@@ -10,6 +10,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import handgrad
 from handgrad import checkpoint
@@ -293,3 +295,26 @@ def test_resume_continues_exactly(tmp_path):
     epoch(model2, opt2, loader2)
     for (name, a), (_, b) in zip(model.state_dict().items(), model2.state_dict().items()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**80), 2**80), st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.builds(lambda shape, seed, dt: np.random.default_rng(seed).standard_normal(shape)
+              .astype(dt), st.lists(st.integers(0, 3), max_size=3).map(tuple),
+              st.integers(0, 99), st.sampled_from([np.float32, np.float64, np.int16]))
+)
+_keys = st.one_of(st.text(max_size=4), st.integers(-5, 5))
+_trees = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
+                            st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=10,
+)
+
+
+@given(tree=st.dictionaries(st.text(max_size=4), _trees, max_size=4))
+def test_round_trip_property(tmp_path_factory, tree):
+    path = tmp_path_factory.mktemp("ckpt") / "t.npz"
+    handgrad.save(tree, path)
+    _assert_same(tree, handgrad.load(path))

@@ -335,6 +335,9 @@ def train_val_split(
             f"{n_val} for validation and {n - n_val} for training; both need at least one"
         )
     gen = resolve_rng(rng)
+    if stratify and y.ndim != 1:
+        raise ValueError(f"train_val_split: stratify=True needs 1-D class labels y, got shape "
+                         f"{y.shape}")
     if stratify:
         val_idx = _stratified_val_indices(y, n_val, gen)
         is_val = np.zeros(n, dtype=bool)

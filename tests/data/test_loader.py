@@ -175,6 +175,8 @@ def test_stratified_split_keeps_class_shares():
     (_, yt), (_, yv) = train_val_split(x, y, 0.2, rng=1, stratify=True)
     assert np.bincount(yv, minlength=3).tolist() == [12, 6, 2]
     assert np.bincount(yt, minlength=3).tolist() == [48, 24, 8]
+    with pytest.raises(ValueError, match="1-D class labels"):
+        train_val_split(x, np.zeros((100, 2)), 0.2, stratify=True)
 
 
 def test_loader_state_dict_resumes_orders_and_augmentations():
