@@ -1,0 +1,1 @@
+"""handgrad vs PyTorch benchmarks: ``python -m benchmarks`` (see ``--help``)."""

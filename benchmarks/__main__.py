@@ -1,0 +1,7 @@
+"""``python -m benchmarks``: handgrad vs PyTorch, one table."""
+
+import sys
+
+from .harness import main
+
+sys.exit(main())
