@@ -254,11 +254,11 @@ def save(obj: Any, path: str | os.PathLike, compress: bool = False) -> None:
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"handgrad.save: directory {directory} does not exist "
                                 f"(create it before saving {path})")
+    # mkstemp creates the file 0600: give it the old checkpoint's mode, or rw-r--r--
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
-        # mkstemp creates the file 0600: give it the old checkpoint's mode, or rw-r--r--
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
         with os.fdopen(fd, "wb") as file:
             if hasattr(os, "fchmod"):
                 os.fchmod(file.fileno(), mode)
