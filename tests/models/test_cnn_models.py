@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from handgrad.losses import CrossEntropyLoss
 from handgrad.models import (
@@ -243,12 +244,14 @@ def test_overfits_one_small_batch(make, shape, steps):
     criterion = CrossEntropyLoss()
     velocity = [np.zeros_like(p.data) for p in model.parameters()]
     first = criterion(model(x), target)
-    for _ in range(steps):  # SGD with momentum 0.9, written out
-        loss = criterion(model(x), target)
-        model.zero_grad()
-        model.backward(criterion.backward())
-        for p, v in zip(model.parameters(), velocity):
-            v *= 0.9
-            v += p.grad
-            p.data -= 0.02 * v
+    # Tiny matrices: one BLAS thread avoids thread contention on a busy machine.
+    with threadpool_limits(1):
+        for _ in range(steps):  # SGD with momentum 0.9, written out
+            loss = criterion(model(x), target)
+            model.zero_grad()
+            model.backward(criterion.backward())
+            for p, v in zip(model.parameters(), velocity):
+                v *= 0.9
+                v += p.grad
+                p.data -= 0.02 * v
     assert loss < 0.05 < first
