@@ -61,8 +61,9 @@ def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float
             "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
     clip_coef = max_norm / (total + 1e-6)
     if clip_coef < 1.0 or math.isnan(clip_coef):
-        for g in grads:
-            g *= clip_coef
+        with np.errstate(invalid="ignore"):  # inf * 0 -> nan, as in PyTorch
+            for g in grads:
+                g *= clip_coef
     return total
 
 
