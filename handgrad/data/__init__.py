@@ -11,6 +11,7 @@ from .datasets import (
     read_idx,
 )
 from .loader import DataLoader, Subset, TensorDataset, random_split, train_val_split
+from .text import BPTTBatches, CharVocab, load_text, python_stdlib_corpus
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "transforms", "Compose", "Normalize", "RandomCrop", "RandomHorizontalFlip",
     "load_digits", "load_mnist", "load_fashion_mnist", "load_cifar10", "read_idx",
     "CIFAR10_CLASSES", "FASHION_MNIST_CLASSES",
+    "CharVocab", "load_text", "python_stdlib_corpus", "BPTTBatches",
 ]
