@@ -1,0 +1,145 @@
+"""Tests for the ``handgrad`` command (run in-process through ``handgrad.cli.main``)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import handgrad
+from handgrad import cli
+from handgrad.train import load_checkpoint
+
+SUMMARY = re.compile(r"test accuracy (\d+\.\d+)% .* after (\d+) epochs in [\d.]+ s")
+
+
+def run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_default_train_reaches_97_percent(capsys):
+    status, out, err = run(capsys, "train")
+    assert status == 0, err
+    match = SUMMARY.search(out.strip().splitlines()[-1])
+    assert match, out
+    assert float(match.group(1)) >= 97.0
+    assert "cnn on digits" in out
+    assert "epoch 1/" in out  # one line per epoch when stdout is not a terminal
+
+
+def test_quiet_mlp_with_checkpoint_plot_and_resume(capsys, tmp_path):
+    common = ["--model", "mlp", "--max-samples", "300", "--batch-size", "64", "--quiet",
+              "--checkpoint-dir", str(tmp_path / "ckpt"), "--scheduler", "step"]
+    status, out, err = run(capsys, "train", "--epochs", "1", *common,
+                           "--plot", str(tmp_path / "plots"))
+    assert status == 0, err
+    assert len(out.strip().splitlines()) == 1 and SUMMARY.search(out).group(2) == "1"
+    assert (tmp_path / "plots" / "history.png").stat().st_size > 0
+    assert (tmp_path / "plots" / "grad_norms.png").stat().st_size > 0
+    assert int(load_checkpoint(tmp_path / "ckpt" / "last.npz")["epoch"]) == 1
+
+    status, out, err = run(capsys, "train", "--epochs", "2", *common,
+                           "--resume", str(tmp_path / "ckpt"))
+    assert status == 0, err
+    assert SUMMARY.search(out).group(2) == "2"
+    assert int(load_checkpoint(tmp_path / "ckpt" / "last.npz")["epoch"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "mnist"], "needs --data-path"),
+    (["--dataset", "cifar10", "--data-path", "/no/such/folder"], "does not exist"),
+    (["--model", "resnet20", "--dataset", "digits"], "needs --dataset cifar10"),
+    (["--model", "lenet5", "--dataset", "cifar10", "--data-path", "."], "28x28"),
+    (["--model", "cnn", "--dataset", "text"], "needs --model charlstm"),
+    (["--model", "charlstm", "--dataset", "digits"], "needs --dataset text"),
+    (["--resume", "/no/such/checkpoint.npz"], "does not exist"),
+    (["--val-fraction", "1.5"], "--val-fraction"),
+])
+def test_bad_input_exits_2_with_one_clear_line(capsys, argv, message):
+    status, out, err = run(capsys, "train", *argv)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["--model", "vgg"], ["--dataset", "imagenet"],
+                                  ["--epochs", "0"], ["--lr", "-1"]])
+def test_unknown_choices_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", *argv])
+    assert info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_missing_mnist_files_are_named(capsys, tmp_path):
+    status, out, err = run(capsys, "train", "--dataset", "mnist", "--data-path", str(tmp_path))
+    assert status == 2
+    assert "train-images-idx3-ubyte" in err
+
+
+def test_resume_from_other_architecture_reports_keys_and_shapes(capsys, tmp_path):
+    common = ["--max-samples", "200", "--epochs", "1", "--quiet"]
+    assert run(capsys, "train", "--model", "mlp", *common, "--checkpoint-dir",
+               str(tmp_path))[0] == 0
+    status, out, err = run(capsys, "train", "--model", "cnn", *common, "--resume",
+                           str(tmp_path / "last.npz"))
+    assert status == 2
+    assert "different architecture" in err
+    assert re.search(r"0\.weight: expected shape \(16, 1, 3, 3\), got \(256, 64\)", err)
+
+
+def test_corrupt_checkpoint_exits_2(capsys, tmp_path):
+    bad = tmp_path / "last.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    status, out, err = run(capsys, "train", "--resume", str(bad), "--quiet")
+    assert status == 2
+    assert "cannot read checkpoint" in err and str(bad) in err
+
+
+def test_gradcheck_command_passes(capsys):
+    status, out, err = run(capsys, "gradcheck")
+    assert status == 0, out
+    assert "FAIL" not in out
+    assert re.search(r"gradcheck: (\d+) of \1 checks passed, 0 failed", out)
+    for name in ("Linear", "Conv2d", "BatchNorm2d", "CrossEntropyLoss"):
+        assert f"gradcheck {name}" in out
+
+
+def test_gradcheck_command_fails_with_status_1(capsys, monkeypatch):
+    def broken(rng=0):
+        report = handgrad.gradcheck(handgrad.Linear(2, 2), np.ones((1, 2)))
+        report.rows[0].passed = False
+        return [("Linear", report), ("Boom", RuntimeError("exploded"))], ["NewLayer"]
+
+    monkeypatch.setattr("handgrad.selfcheck.check_all", broken)
+    status, out, err = run(capsys, "gradcheck")
+    assert status == 1
+    assert "Boom: FAILED with RuntimeError: exploded" in out
+    assert "not covered" in out and "NewLayer" in out
+    assert "0 of 2 checks passed, 2 failed" in out
+
+
+def test_bench_without_torch_says_how_to_install(capsys, monkeypatch):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    status, out, err = run(capsys, "bench")
+    assert status == 0
+    assert "pip install torch==2.13.0" in out
+
+
+def test_bench_without_benchmarks_folder(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setattr(cli, "benchmarks_dir", lambda: tmp_path / "benchmarks")
+    status, out, err = run(capsys, "bench")
+    assert status == 0
+    assert "not here" in out and "source checkout" in out
+
+
+def test_no_subcommand_is_an_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
