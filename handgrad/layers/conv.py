@@ -10,7 +10,18 @@ from numpy.typing import DTypeLike, NDArray
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import default_weight_init_
 from ..layer import Layer
-from ..ops.window import col2im, im2col, output_shape, pad2d, pair, resolve_padding, unpad2d
+from ..ops.window import (
+    col2im,
+    col2im_wide,
+    im2col,
+    im2col_wide,
+    output_shape,
+    pad2d,
+    pair,
+    resolve_padding,
+    unpad2d,
+)
+from ..ops.workspace import scratch
 from ..parameter import Parameter
 from ..random import resolve_rng
 
@@ -82,7 +93,9 @@ class Conv2d(Layer):
             self.register_parameter("bias", None)
         self.reset_parameters(rng)
         self._cache = None
-        self._cols = None  # im2col buffer, reused while the input shape stays the same
+        # Per-layer buffers reused while the input shape stays the same: the cached
+        # columns, and grad_out in column layout (its garbage columns stay zero).
+        self._cols = self._cols_key = self._gy = None
 
     def reset_parameters(self, rng=None) -> None:
         default_weight_init_(self.weight, self.bias, resolve_rng(rng))
@@ -99,28 +112,47 @@ class Conv2d(Layer):
         oh, ow = output_shape((H, W), self.kernel_size, self.stride, self._pads, self.dilation,
                               who=self.describe())
         xp = pad2d(x, self._pads)
-        cols = im2col(xp, self.kernel_size, self.stride, self.dilation, out=self._cols)
-        self._cols = cols
-        K, L = cols.shape[0] // G, cols.shape[1]  # K = C/G*kh*kw, L = N*OH*OW
-        w = self.weight.data.reshape(G, O // G, K)
-        y2 = np.matmul(w, cols.reshape(G, K, L)).reshape(O, N, oh * ow)  # (O, N, OH*OW)
-        y = np.empty((N, O, oh, ow), dtype=x.dtype)
-        y3 = y.reshape(N, O, oh * ow)
-        if self.bias is not None:
-            np.add(y2.transpose(1, 0, 2), self.bias.data[:, None], out=y3)
+        # Stride 1 uses the wide column layout (rows of Wp, garbage beyond OW): its copies
+        # are long contiguous runs. Other strides use the compact layout.
+        wide = self.stride == (1, 1)
+        row = xp.shape[3] if wide else ow  # length of one output row in the columns
+        if self.caching:  # the columns are cached: a buffer owned by this layer
+            out = self._cols if self._cols_key == xp.shape else None
+        else:  # consumed right here: shared scratch
+            out = scratch("conv2d.cols", (x.shape[1] * self.kernel_size[0] *
+                                          self.kernel_size[1], N * oh * row), x.dtype)
+        if wide:
+            cols = im2col_wide(xp, self.kernel_size, self.dilation, out=out)
         else:
-            np.copyto(y3, y2.transpose(1, 0, 2))
-        self._cache = (cols, xp.shape, (oh, ow)) if self.caching else None
+            cols = im2col(xp, self.kernel_size, self.stride, self.dilation, out=out)
+        if self.caching:
+            self._cols, self._cols_key = cols, xp.shape
+        K, L = cols.shape[0] // G, cols.shape[1]  # K = C/G*kh*kw, L = N*OH*row
+        w = self.weight.data.reshape(G, O // G, K)
+        y2 = np.matmul(w, cols.reshape(G, K, L), out=scratch("conv2d.y", (G, O // G, L), x.dtype))
+        y2 = y2.reshape(O, N, oh, row)[..., :ow].transpose(1, 0, 2, 3)  # (N, O, OH, OW) view
+        y = np.empty((N, O, oh, ow), dtype=x.dtype)
+        if self.bias is not None:
+            np.add(y2, self.bias.data[:, None, None], out=y)
+        else:
+            np.copyto(y, y2)
+        self._cache = (cols, xp.shape, (oh, ow), wide) if self.caching else None
         return y
 
     def backward(self, grad_out: NDArray) -> NDArray:
-        cols, xp_shape, (oh, ow) = self._saved(self._cache)
+        cols, xp_shape, (oh, ow), wide = self._saved(self._cache)
         N = xp_shape[0]
         O, G = self.out_channels, self.groups
         grad_out = check_grad(self, grad_out, (N, O, oh, ow))
         K, L = cols.shape[0] // G, cols.shape[1]
-        gy = np.empty((O, N, oh * ow), dtype=cols.dtype)  # grad_out as (O, N*OH*OW)
-        np.copyto(gy, grad_out.reshape(N, O, oh * ow).transpose(1, 0, 2))
+        row = xp_shape[3] if wide else ow
+        # grad_out as (O, N*OH*row); in the wide layout the garbage columns must be zero
+        # (they meet real data in cols), so this buffer is zeroed once and only its valid
+        # part is written afterwards.
+        gy = self._gy if self._gy is not None and self._gy.shape == (O, N, oh, row) and \
+            self._gy.dtype == cols.dtype else np.zeros((O, N, oh, row), dtype=cols.dtype)
+        self._gy = gy
+        np.copyto(gy[..., :ow], grad_out.transpose(1, 0, 2, 3))
         gy = gy.reshape(G, O // G, L)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.accumulate_grad(gy.reshape(O, L).sum(axis=1), fresh=True)
@@ -132,13 +164,17 @@ class Conv2d(Layer):
         # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
         # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
         w = self.weight.data.reshape(G, O // G, K)
-        grad_cols = np.matmul(w.transpose(0, 2, 1), gy)  # (G, K, L)
-        grad_xp = col2im(grad_cols.reshape(G * K, L), xp_shape, self.kernel_size, self.stride,
-                         self.dilation)
+        grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
+                              out=scratch("conv2d.grad_cols", (G, K, L), cols.dtype))
+        grad_cols = grad_cols.reshape(G * K, L)
+        if wide:
+            grad_xp = col2im_wide(grad_cols, xp_shape, self.kernel_size, self.dilation)
+        else:
+            grad_xp = col2im(grad_cols, xp_shape, self.kernel_size, self.stride, self.dilation)
         return unpad2d(grad_xp, self._pads)
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
-        self._cols = None
+        self._cols = self._cols_key = self._gy = None
         self._cache = None
 
     def extra_repr(self) -> str:

@@ -38,12 +38,17 @@ def max_pool2d(xp: NDArray, kernel_size, stride, dilation, out_hw, with_index: b
     if with_index:
         index = np.zeros(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
         wins = np.empty(y.shape, dtype=bool)
+        stamp = np.empty(y.shape, dtype=index.dtype)
+    # Masked NumPy operations (where=, boolean indexing) are ~20x slower than plain
+    # element-wise ones, so the index is updated arithmetically: offsets come in increasing
+    # order, so max(index, wins * k) is k where offset k wins and the old index elsewhere.
     for k in range(1, kh * kw):
         rows, cols = window_slice(k // kw, k % kw, out_hw, stride, dilation)
         v = xp[:, :, rows, cols]
         if with_index:
             np.greater(v, y, out=wins)  # strictly greater: the first maximum keeps the win
-            np.copyto(index, k, where=wins)
+            np.multiply(wins, index.dtype.type(k), out=stamp)
+            np.maximum(index, stamp, out=index)
         np.maximum(y, v, out=y)
     return y, index
 
@@ -53,17 +58,22 @@ def backprop_max_pool2d(grad_out: NDArray, index: NDArray, padded_shape, kernel_
     """Gradient w.r.t. padded input: each output's gradient goes to its one winning pixel."""
     kh, kw = kernel_size
     out_hw = grad_out.shape[2:]
-    grad_xp = np.zeros(padded_shape, dtype=grad_out.dtype)
-    disjoint = stride[0] >= dilation[0] * (kh - 1) + 1 and stride[1] >= dilation[1] * (kw - 1) + 1
+    # Windows tiling the padded input exactly (the usual k x k, stride k pooling): every
+    # pixel is written once below, so the result needs no zero fill first.
+    tiled = tuple(dilation) == (1, 1) and tuple(stride) == (kh, kw) and \
+        padded_shape[2:] == (kh * out_hw[0], kw * out_hw[1])
+    grad_xp = (np.empty if tiled else np.zeros)(padded_shape, dtype=grad_out.dtype)
     hit = np.empty(index.shape, dtype=bool)
+    share = np.empty(grad_out.shape, dtype=grad_out.dtype)
     for k in range(kh * kw):
         rows, cols = window_slice(k // kw, k % kw, out_hw, stride, dilation)
         target = grad_xp[:, :, rows, cols]
         np.equal(index, k, out=hit)
-        if disjoint:  # windows do not overlap: every pixel has at most one writer
-            np.copyto(target, grad_out, where=hit)
-        else:
-            np.add(target, grad_out, out=target, where=hit)
+        if tiled:  # every pixel has exactly one writer
+            np.multiply(grad_out, hit, out=target)
+        else:  # (masked where= adds are far slower than multiply + add)
+            np.multiply(grad_out, hit, out=share)
+            target += share
     return grad_xp
 
 

@@ -3,7 +3,9 @@
 from .window import (
     ceil_extra,
     col2im,
+    col2im_wide,
     im2col,
+    im2col_wide,
     output_shape,
     output_size,
     pad2d,
@@ -13,8 +15,10 @@ from .window import (
     window_slice,
     window_view,
 )
+from .workspace import clear_scratch, scratch
 
 __all__ = [
-    "ceil_extra", "col2im", "im2col", "output_shape", "output_size", "pad2d", "pair",
-    "resolve_padding", "unpad2d", "window_slice", "window_view",
+    "ceil_extra", "col2im", "col2im_wide", "im2col", "im2col_wide", "output_shape",
+    "output_size", "pad2d", "pair", "resolve_padding", "unpad2d", "window_slice", "window_view",
+    "scratch", "clear_scratch",
 ]

@@ -7,7 +7,9 @@ Everything here works on NCHW arrays and 2-D hyperparameters given as ``(h, w)``
   ``floor((H + pad_before + pad_after - d*(k-1) - 1) / s) + 1`` (``ceil`` with ``ceil_mode``);
 * ``pad2d`` / ``unpad2d``: constant padding (zeros for conv, ``-inf`` for max-pool);
 * ``window_slice``: the strided slice of a padded image seen by one kernel offset;
-* ``im2col`` / ``col2im``: the column matrix of all windows, and its adjoint.
+* ``im2col`` / ``col2im``: the column matrix of all windows, and its adjoint;
+* ``im2col_wide`` / ``col2im_wide``: the same for stride 1 in a "wide" layout whose rows are
+  long contiguous runs (much cheaper copies for small images).
 
 The column layout is ``(C*kh*kw, N*OH*OW)`` with rows ordered ``(c, i, j)`` like a PyTorch
 conv weight ``(O, C, kh, kw)`` flattened, so a convolution is one matrix multiply
@@ -26,7 +28,8 @@ Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 __all__ = [
     "pair", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
-    "window_slice", "window_view", "im2col", "col2im", "ceil_extra",
+    "window_slice", "window_view", "im2col", "col2im", "ceil_extra", "im2col_wide",
+    "col2im_wide",
 ]
 
 
@@ -208,3 +211,48 @@ def ceil_extra(size: int, kernel: int, stride: int, padding: int, dilation: int,
     """Extra trailing padding so that ``out`` windows fit (ceil_mode may need it)."""
     need = (out - 1) * stride + dilation * (kernel - 1) + 1
     return max(0, need - (size + 2 * padding))
+
+
+def im2col_wide(xp: NDArray, kernel_size: Pair, dilation: Pair = (1, 1),
+                out: NDArray | None = None) -> NDArray:
+    """Stride-1 columns in the wide layout ``(C*kh*kw, N*OH*Wp)``.
+
+    Like ``im2col`` with stride 1, but each output row is ``Wp`` (the padded width) long
+    instead of ``OW``: column ``(n, oh, q)`` holds the window starting at flat position
+    ``oh*Wp + q`` of image n. Columns with ``q >= OW`` are garbage (they wrap into the next
+    row) and the last ``Wp - OW`` columns of each image are never written, so every row of
+    the result is one contiguous run of ``xp`` per image: a cheap copy. A new buffer starts
+    zeroed, so those never-written columns stay finite (zero) when ``out`` is reused with
+    the same shape.
+    """
+    N, C, Hp, Wp = xp.shape
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    oh, ow = Hp - dh * (kh - 1), Wp - dw * (kw - 1)
+    span = (oh - 1) * Wp + ow
+    shape = (C * kh * kw, N * oh * Wp)
+    if out is None or out.shape != shape or out.dtype != xp.dtype:
+        out = np.zeros(shape, dtype=xp.dtype)
+    xp = np.ascontiguousarray(xp)
+    s = xp.strides
+    view = np.lib.stride_tricks.as_strided(
+        xp, (C, kh, kw, N, span), (s[1], dh * s[2], dw * s[3], s[0], s[3]), writeable=False
+    )
+    np.copyto(out.reshape(C, kh, kw, N, oh * Wp)[..., :span], view)
+    return out
+
+
+def col2im_wide(cols: NDArray, padded_shape: tuple[int, int, int, int], kernel_size: Pair,
+                dilation: Pair = (1, 1)) -> NDArray:
+    """Adjoint of ``im2col_wide`` (garbage columns must hold zeros): a new (N, C, Hp, Wp)."""
+    N, C, Hp, Wp = padded_shape
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    oh, ow = Hp - dh * (kh - 1), Wp - dw * (kw - 1)
+    span = (oh - 1) * Wp + ow
+    cols5 = cols.reshape(C, kh, kw, N, oh * Wp)
+    out = np.zeros((N, C, Hp * Wp), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            start = i * dh * Wp + j * dw
+            target = out[:, :, start:start + span]
+            target += cols5[:, i, j, :, :span].transpose(1, 0, 2)
+    return out.reshape(padded_shape)

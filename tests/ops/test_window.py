@@ -11,12 +11,15 @@ from hypothesis import strategies as st
 
 from handgrad.ops import (
     col2im,
+    col2im_wide,
     im2col,
+    im2col_wide,
     output_shape,
     output_size,
     pad2d,
     pair,
     resolve_padding,
+    scratch,
     unpad2d,
     window_view,
 )
@@ -147,3 +150,39 @@ def test_window_view_is_read_only_windows():
     assert v.shape == (1, 1, 2, 2, 2, 2)
     np.testing.assert_array_equal(v[0, 0, :, :, 1, 0], [[8, 9], [12, 13]])
     assert not v.flags.writeable
+
+
+@given(window_configs())
+def test_im2col_wide_holds_the_stride_one_columns(config):
+    shape, k, _, d, seed = config
+    x = np.random.default_rng(seed).standard_normal(shape)
+    N, C, H, W = shape
+    oh, ow = H - d[0] * (k[0] - 1), W - d[1] * (k[1] - 1)
+    wide = im2col_wide(x, k, d)
+    assert wide.shape == (C * k[0] * k[1], N * oh * W)
+    valid = wide.reshape(-1, N, oh, W)[..., :ow].reshape(-1, N * oh * ow)
+    np.testing.assert_array_equal(valid, im2col(x, k, (1, 1), d))
+    assert np.isfinite(wide).all()
+
+
+@given(window_configs())
+def test_col2im_wide_is_the_adjoint_of_im2col_wide(config):
+    shape, k, _, d, seed = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    N, C, H, W = shape
+    oh, ow = H - d[0] * (k[0] - 1), W - d[1] * (k[1] - 1)
+    c = rng.standard_normal((C * k[0] * k[1], N, oh, W))
+    c[..., ow:] = 0.0  # garbage columns carry no gradient
+    c = c.reshape(C * k[0] * k[1], -1)
+    back = col2im_wide(c, shape, k, d)
+    np.testing.assert_allclose(np.vdot(im2col_wide(x, k, d), c), np.vdot(x, back), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_scratch_reuses_memory_per_key_and_dtype():
+    a = scratch("test.window", (3, 4), np.float32)
+    b = scratch("test.window", (2, 5), np.float32)
+    assert b.shape == (2, 5) and np.shares_memory(a, b)
+    assert not np.shares_memory(a, scratch("test.window", (3, 4), np.float64))
+    assert scratch("test.window", (100,), np.float32).shape == (100,)

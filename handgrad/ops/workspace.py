@@ -1,0 +1,35 @@
+"""Reusable scratch arrays for large temporaries that live only inside one kernel call.
+
+Allocating a fresh multi-megabyte temporary on every call costs more than the arithmetic
+on this kind of machine (the allocator returns big blocks to the OS and every page is
+faulted in again). ``scratch(key, shape, dtype)`` hands out one array per ``(key, dtype)``,
+grown as needed and reused by every caller with that key. Its contents are valid only until
+the next ``scratch`` call with the same key, so use it for temporaries consumed within one
+call (never for anything returned or cached). Not thread-safe: two threads running
+backward passes at the same time must not share a process (or call ``clear_scratch``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+_pool: dict[tuple[str, np.dtype], NDArray] = {}
+
+
+def scratch(key: str, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray:
+    """An uninitialised C-contiguous array of ``shape``, shared by all users of ``key``."""
+    dtype = np.dtype(dtype)
+    size = 1
+    for n in shape:
+        size *= int(n)
+    buf = _pool.get((key, dtype))
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=dtype)
+        _pool[(key, dtype)] = buf
+    return buf[:size].reshape(shape)
+
+
+def clear_scratch() -> None:
+    """Release every scratch array (they are re-created on demand)."""
+    _pool.clear()
