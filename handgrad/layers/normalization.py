@@ -27,6 +27,8 @@ from ..parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
+_vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
+
 
 @lru_cache(maxsize=64)
 def _ones(n: int, dtype: np.dtype) -> NDArray:
@@ -44,9 +46,9 @@ def _channel_sum(a: NDArray) -> NDArray:
 
 def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
     """``sum(a * b)`` over N and S of two ``(N, C, S)`` arrays, without a temporary."""
-    if a.shape[2] >= 128:
-        # Long rows: vecdot's BLAS-like inner dot product is about twice einsum's speed.
-        return _ones(a.shape[0], a.dtype) @ np.vecdot(a, b)  # (N, C) -> (C,)
+    if a.shape[2] >= 128 and _vecdot is not None:
+        # Long rows: vecdot's inner dot product is about twice einsum's speed.
+        return _ones(a.shape[0], a.dtype) @ _vecdot(a, b)  # (N, C) -> (C,)
     return np.einsum("ncs,ncs->c", a, b)
 
 
