@@ -143,3 +143,20 @@ def test_no_subcommand_is_an_error(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main([])
     assert info.value.code == 2
+
+
+def test_charlstm_trains_on_a_text_file_and_prints_a_sample(capsys, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("def add(a, b):\n    return a + b\n\n" * 60)
+    status, out, err = run(capsys, "train", "--model", "charlstm", "--data-path", str(corpus),
+                           "--epochs", "1", "--batch-size", "4")
+    assert status == 0, err
+    assert "sample (temperature 0.8):\ndef " in out
+    assert re.search(r"charlstm on text: validation loss \d+\.\d+ nats/char .* after 1 epochs",
+                     out)
+
+
+def test_charlstm_missing_text_file(capsys, tmp_path):
+    status, out, err = run(capsys, "train", "--model", "charlstm", "--data-path",
+                           str(tmp_path / "missing.txt"))
+    assert status == 2 and "no such file" in err
