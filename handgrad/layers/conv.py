@@ -96,6 +96,9 @@ class Conv2d(Layer):
         # Per-layer buffers reused while the input shape stays the same: the cached
         # columns, and grad_out in column layout (its garbage columns stay zero).
         self._cols = self._cols_key = self._gy = None
+        # Stride-1 input gradient: "correlation" (im2col of grad_out, cheaper when
+        # out_channels <= in_channels), "col2im", or "auto" to choose by that rule.
+        self._input_grad_method = "auto"
 
     def reset_parameters(self, rng=None) -> None:
         default_weight_init_(self.weight, self.bias, resolve_rng(rng))
@@ -160,10 +163,15 @@ class Conv2d(Layer):
             # dL/dW = gy @ cols^T, per group.
             grad_w = np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))  # (G, O/G, K)
             self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
+        w = self.weight.data.reshape(G, O // G, K)
+        method = self._input_grad_method
+        if method == "auto":
+            method = "correlation" if O <= self.in_channels else "col2im"
+        if wide and method == "correlation" and self._flip_pads() is not None:
+            return self._grad_input_by_correlation(grad_out)
         # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
         # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
         # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-        w = self.weight.data.reshape(G, O // G, K)
         grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
                               out=scratch("conv2d.grad_cols", (G, K, L), cols.dtype))
         grad_cols = grad_cols.reshape(G * K, L)
@@ -172,6 +180,41 @@ class Conv2d(Layer):
         else:
             grad_xp = col2im(grad_cols, xp_shape, self.kernel_size, self.stride, self.dilation)
         return unpad2d(grad_xp, self._pads)
+
+    def _flip_pads(self):
+        """Padding of grad_out for the stride-1 input gradient, or None if one is negative."""
+        pads = tuple(
+            (d * (k - 1) - before, d * (k - 1) - after)
+            for k, d, (before, after) in zip(self.kernel_size, self.dilation, self._pads)
+        )
+        return None if min(min(p) for p in pads) < 0 else pads
+
+    def _grad_input_by_correlation(self, grad_out: NDArray) -> NDArray:
+        """Stride-1 input gradient as a convolution of grad_out (no col2im scatter).
+
+        dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] * gy[n, o, h + pt - i*dh, w + pl - j*dw]
+        (gy zero outside its range). With the kernel flipped (i' = kh-1-i) this is a stride-1
+        correlation of gy, padded by d*(k-1) - p on each side, with weights
+        Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] (input and output channels swapped,
+        per group): one more im2col and one matrix multiply.
+        """
+        N, O = grad_out.shape[:2]
+        G, C = self.groups, self.in_channels
+        kh, kw = self.kernel_size
+        gyp = pad2d(grad_out, self._flip_pads())  # (N, O, H + dh*(kh-1), W + dw*(kw-1))
+        H = gyp.shape[2] - self.dilation[0] * (kh - 1)
+        W = gyp.shape[3] - self.dilation[1] * (kw - 1)
+        Wg = gyp.shape[3]
+        K, L = O // G * kh * kw, N * H * Wg
+        gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
+                            out=scratch("conv2d.grad_cols", (O * kh * kw, L), gyp.dtype))
+        wt = self.weight.data.reshape(G, O // G, C // G, kh, kw)[:, :, :, ::-1, ::-1]
+        wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, K)  # a small copy
+        gx = np.matmul(wt, gcols.reshape(G, K, L), out=scratch("conv2d.y", (G, C // G, L),
+                                                                gyp.dtype))
+        grad_x = np.empty((N, C, H, W), dtype=gyp.dtype)
+        np.copyto(grad_x, gx.reshape(C, N, H, Wg)[..., :W].transpose(1, 0, 2, 3))
+        return grad_x
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
         self._cols = self._cols_key = self._gy = None
