@@ -27,7 +27,7 @@ from collections import OrderedDict
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import check_positive_int
+from .._validation import check_grad, check_positive_int
 from ..init import kaiming_normal_
 from ..layer import Layer
 from ..layers import (
@@ -72,7 +72,7 @@ class BasicBlock(Residual):
 
     Shape: input ``(N, C, H, W)``, output ``(N, O, ceil(H / stride), ceil(W / stride))``.
 
-    Caches nothing itself (its children cache what they need).
+    Forward caches its output (for the final ReLU's gradient); the children cache the rest.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
@@ -95,14 +95,35 @@ class BasicBlock(Residual):
                 BatchNorm2d(out_channels, dtype=dtype),
             )
         super().__init__(body, shortcut)
-        self.relu = ReLU()
+        self.relu = ReLU()  # applied (fused) at the end of forward; holds no state
+        self._y = None
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
 
+    # forward/backward are Residual's followed by the ReLU, fused to save two temporaries
+    # per block: the sum and the ReLU are computed in place in bn2's fresh output array.
     def forward(self, x: NDArray) -> NDArray:
-        return self.relu(super().forward(x))
+        y = self.body(x)
+        skip = x if self.shortcut is None else self.shortcut(x)
+        if y.shape != skip.shape:
+            raise ValueError(
+                f"{self.describe()}: body output of shape {y.shape} and shortcut output of "
+                f"shape {skip.shape} cannot be added"
+            )
+        y += skip
+        np.maximum(y, 0, out=y)  # the block's ReLU
+        self._y = y if self.caching else None
+        return y
 
     def backward(self, grad_out: NDArray) -> NDArray:
-        return super().backward(self.relu.backward(grad_out))
+        y = self._saved(self._y)
+        grad_out = check_grad(self, grad_out, y.shape)
+        grad_sum = np.where(y > 0, grad_out, 0).astype(y.dtype, copy=False)  # ReLU'
+        grad_x = self.body.backward(grad_sum)
+        grad_skip = grad_sum if self.shortcut is None else self.shortcut.backward(grad_sum)
+        if np.may_share_memory(grad_x, grad_skip):
+            return grad_x + grad_skip
+        grad_x += grad_skip
+        return grad_x
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
