@@ -19,8 +19,9 @@ grad_pre_hh^T prev_h``, bias gradients are column sums).
 
 Speed: the input projection of all T steps is ONE matmul before the loop, into a
 preallocated (T, N, G) gate buffer; each step does one (N, H) x (H, G) matmul and in-place
-element-wise work on views; the sigmoid is computed as ``0.5 * tanh(0.5 a) + 0.5``, with the
-0.5 folded into the projections so that one ``tanh`` covers all gates.
+element-wise work on views. LSTM gates use one ``exp`` for all four gates (``sigmoid(a) =
+1 / (1 + exp(-a))``, ``tanh(a) = 2 sigmoid(2a) - 1``, the factors -1/-2 folded into the
+weights); GRU gates one ``tanh`` for r and z (``sigmoid(a) = 0.5 tanh(a / 2) + 0.5``).
 
 The hidden states live in one buffer ``hs`` of shape (T + 1, N, H): running forward,
 ``hs[0]`` is the initial state and ``hs[t + 1]`` the state after step t; running in
@@ -112,13 +113,12 @@ def rnn_backward(cache, grad_y, grad_final, w_hh):
 
 
 # ---------------------------------------------------------------------------- LSTM
-def _lstm_scale(H: int, dtype) -> tuple[NDArray, NDArray]:
-    """Per-gate (i, f, g, o) scale and offset: sigmoid(a) = 0.5 tanh(0.5 a) + 0.5."""
-    scale = np.full(4 * H, 0.5, dtype=dtype)
-    scale[2 * H:3 * H] = 1
-    offset = np.full(4 * H, 0.5, dtype=dtype)
-    offset[2 * H:3 * H] = 0
-    return scale, offset
+def _lstm_scale(H: int, dtype) -> NDArray:
+    """Per-gate (i, f, g, o) factor k such that exp(k a) gives every gate from one exp:
+    sigmoid(a) = 1 / (1 + exp(-a)) for i, f, o and tanh(a) = 2 / (1 + exp(-2a)) - 1 for g."""
+    scale = np.full(4 * H, -1, dtype=dtype)
+    scale[2 * H:3 * H] = -2
+    return scale
 
 
 def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
@@ -131,12 +131,11 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     T, N, _ = x.shape
     H = w_hh.shape[1]
     po, co = _offsets(reverse)
-    scale, offset = _lstm_scale(H, x.dtype)
-    gates = _project(x, w_ih, np.empty((T, N, 4 * H), dtype=x.dtype))
+    scale = _lstm_scale(H, x.dtype)  # folded into the weights: gates hold k * a
+    gates = _project(x, w_ih * scale[:, None], np.empty((T, N, 4 * H), dtype=x.dtype))
     if b_ih is not None:
-        gates += b_ih + b_hh
-    gates *= scale
-    w_hh_t = w_hh.T * scale  # (H, 4H), the 0.5 of the sigmoids folded in
+        gates += (b_ih + b_hh) * scale
+    w_hh_t = w_hh.T * scale  # (H, 4H)
     hs = np.empty((T + 1, N, H), dtype=x.dtype)
     cs = np.empty((T + 1, N, H), dtype=x.dtype)
     tanh_c = np.empty((T, N, H), dtype=x.dtype)
@@ -144,21 +143,30 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     cs[po * T] = c0
     tmp = np.empty((N, 4 * H), dtype=x.dtype)
     tmp_h = np.empty((N, H), dtype=x.dtype)
+    with np.errstate(over="ignore"):
+        _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, w_hh_t, tmp, tmp_h)
+    cache = (x, hs, cs, gates, tanh_c, reverse) if keep else None
+    return hs[co:co + T], (hs[co * T], cs[co * T]), cache
+
+
+def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, w_hh_t, tmp, tmp_h):
+    po, co = _offsets(reverse)
     for t in _steps(T, reverse):
         g_t = gates[t]
         np.matmul(hs[t + po], w_hh_t, out=tmp)
         g_t += tmp
-        np.tanh(g_t, out=g_t)
-        g_t *= scale
-        g_t += offset  # now (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o))
+        np.exp(g_t, out=g_t)  # overflow to inf is fine: 1 / (1 + inf) = 0
+        g_t += 1
+        np.reciprocal(g_t, out=g_t)
+        g = g_t[:, 2 * H:3 * H]
+        g *= 2
+        g -= 1  # now (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o))
         c = cs[t + co]
         np.multiply(g_t[:, H:2 * H], cs[t + po], out=c)
         np.multiply(g_t[:, :H], g_t[:, 2 * H:3 * H], out=tmp_h)
         c += tmp_h
         np.tanh(c, out=tanh_c[t])
         np.multiply(g_t[:, 3 * H:], tanh_c[t], out=hs[t + co])
-    cache = (x, hs, cs, gates, tanh_c, reverse) if keep else None
-    return hs[co:co + T], (hs[co * T], cs[co * T]), cache
 
 
 def lstm_backward(cache, grad_y, grad_final, w_hh):
