@@ -502,8 +502,8 @@ class GroupNorm(Layer):
         xhat *= invstd[:, None]
         xhat3 = xhat.reshape(n, c, s)
         if self.affine:
-            y = np.multiply(xhat3, self.weight.data[:, None])
-            y += self.bias.data[:, None]
+            y = np.multiply(xhat3, _expand(self.weight.data, s))
+            y += _expand(self.bias.data, s)
         else:
             y = xhat3
         self._cache = (xhat3, invstd, x.shape) if self.caching else None
@@ -519,7 +519,7 @@ class GroupNorm(Layer):
                 self.weight.accumulate_grad(_channel_dot(g3, xhat3), fresh=True)
             if self.bias.requires_grad:
                 self.bias.accumulate_grad(_channel_sum(g3), fresh=True)
-            dxhat = np.multiply(g3, self.weight.data[:, None])
+            dxhat = np.multiply(g3, _expand(self.weight.data, s))
         else:
             dxhat = g3
         # grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per group
