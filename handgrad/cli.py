@@ -10,6 +10,7 @@ that does not fit the dataset, a checkpoint of another architecture) prints one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -41,7 +42,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                    weight_decay=0.0),
     "resnet20": dict(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, scheduler="cosine",
                      weight_decay=5e-4),
-    "charlstm": dict(epochs=2, batch_size=32, optimizer="adam", lr=3e-3, scheduler="none",
+    "charlstm": dict(epochs=3, batch_size=32, optimizer="adam", lr=3e-3, scheduler="none",
                      weight_decay=0.0),
 }
 DEFAULT_DATASET = {"cnn": "digits", "mlp": "digits", "lenet5": "digits",
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save history.png and grad_norms.png here")
     train.add_argument("--max-samples", type=_positive_int, default=None,
                        help="use only the first N training samples (quick experiments)")
+    train.add_argument("--threads", type=_positive_int, default=None,
+                       help="BLAS threads (default: 1 for the small digits and text models, "
+                            "whose matrices are too small to gain from threads, else all)")
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     sub.add_parser("gradcheck", help="check every layer and loss against numerical gradients",
@@ -130,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             from .cli_train import run_train
 
-            return run_train(args)
+            with blas_threads(args):
+                return run_train(args)
         if args.command == "gradcheck":
             return run_gradcheck()
         return run_bench(args.args)
@@ -140,6 +145,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("handgrad: interrupted", file=sys.stderr)
         return 130
+
+
+def blas_threads(args: argparse.Namespace) -> Any:
+    """Limit BLAS threads for the run (threadpoolctl; a no-op without it).
+
+    The digits and text models multiply small matrices: on a shared machine, threads that
+    wait for each other make them several times slower, so they default to one thread.
+    """
+    threads = args.threads
+    if threads is None:
+        big = args.model == "resnet20" or args.dataset in ("mnist", "fashion-mnist", "cifar10")
+        threads = None if big else 1
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas") if threads else (
+        contextlib.nullcontext())
 
 
 # ---------------------------------------------------------------------------- gradcheck

@@ -21,7 +21,7 @@ from .cli import UsageError
 from .layer import Layer
 
 SEQ_LEN = 64
-CORPUS_CHARS = 60_000
+CORPUS_CHARS = 200_000
 HIDDEN_SIZE = 128
 
 
