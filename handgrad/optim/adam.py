@@ -53,6 +53,7 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)
+        self._flat_buckets: dict[tuple, _FlatBucket] = {}
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
@@ -61,57 +62,188 @@ class Adam(Optimizer):
         _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
 
     def _update_group(self, group: dict) -> None:
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        eps = float(group["eps"])
-        weight_decay = float(group["weight_decay"])
-        amsgrad = bool(group["amsgrad"])
-        maximize = bool(group["maximize"])
+        hp = _Hyper(group, self._decoupled)
+        # Small tensors with the same dtype and step count are updated together (flat path).
+        batches: dict[tuple, list[Parameter]] = {}
         for p in self._active(group):
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {
-                    "step": 0.0,
-                    "exp_avg": np.zeros_like(p.data),
-                    "exp_avg_sq": np.zeros_like(p.data),
-                }
-            if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            step = state["step"] = state["step"] + 1.0
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            a, b = self._scratch(p.data)
-            grad = p.grad
-            if weight_decay != 0 and self._decoupled:
-                p.data *= 1.0 - lr * weight_decay
-            if weight_decay != 0 and not self._decoupled:
-                np.multiply(p.data, weight_decay, out=a)
-                if maximize:
-                    a -= grad
-                else:
-                    a += grad
-                grad = a
-            elif maximize:
-                grad = np.negative(grad, out=a)
-            # m <- m + (1 - beta1) (g - m)
-            np.subtract(grad, m, out=b)
-            b *= 1.0 - beta1
-            m += b
-            # v <- beta2 v + (1 - beta2) g^2
-            v *= beta2
-            np.multiply(grad, grad, out=b)
-            b *= 1.0 - beta2
-            v += b
-            if amsgrad:
-                v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            step_size = lr / (1.0 - beta1 ** step)
-            if step_size == 0.0:
+            if p.data.size <= FLAT_MAX_SIZE:
+                step = self._state_of(p, hp.amsgrad)["step"]
+                batches.setdefault((p.data.dtype, step), []).append(p)
+            else:
+                self._update_tensor(p, hp)
+        live = set()
+        for params in batches.values():
+            if len(params) == 1:
+                self._update_tensor(params[0], hp)
                 continue
-            bias_correction2_sqrt = (1.0 - beta2 ** step) ** 0.5
-            # p <- p - m / (sqrt(v) / (sqrt(bc2) step_size) + eps / step_size)
-            np.sqrt(v, out=b)
-            b *= 1.0 / (bias_correction2_sqrt * step_size)
-            b += eps / step_size
-            p.data -= np.divide(m, b, out=b)
+            key = (id(group), params[0].data.dtype, id(params[0]))
+            live.add(key)
+            self._update_flat(params, hp, key)
+        for key in [k for k in self._flat_buckets if k[0] == id(group) and k not in live]:
+            del self._flat_buckets[key]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._flat_buckets.clear()  # loaded state arrays replace the flat buffers' views
+
+    def _state_of(self, p: Parameter, amsgrad: bool) -> dict:
+        """The parameter's state, created (zeros, step 0) at its first update."""
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {
+                "step": 0.0,
+                "exp_avg": np.zeros_like(p.data),
+                "exp_avg_sq": np.zeros_like(p.data),
+            }
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        return state
+
+    def _update_tensor(self, p: Parameter, hp: _Hyper) -> None:
+        """The plain path: one parameter at a time, two reusable scratch arrays."""
+        state = self._state_of(p, hp.amsgrad)
+        step = state["step"] = state["step"] + 1.0
+        a, b = self._scratch(p.data)
+        grad = p.grad
+        if hp.decay_factor != 1.0:
+            p.data *= hp.decay_factor
+        if hp.l2 != 0:
+            np.multiply(p.data, hp.l2, out=a)
+            if hp.maximize:
+                a -= grad
+            else:
+                a += grad
+            grad = a
+        elif hp.maximize:
+            grad = np.negative(grad, out=a)
+        if _adam_kernel(grad, state["exp_avg"], state["exp_avg_sq"],
+                        state.get("max_exp_avg_sq") if hp.amsgrad else None, b, hp, step):
+            p.data -= b
+
+    def _update_flat(self, params: list[Parameter], hp: _Hyper, key: tuple) -> None:
+        """The fast path for many small tensors: the same element-wise operations, in the
+        same order (so bit-identical results), on one flat buffer per state.
+
+        The moments of these parameters live in flat arrays and ``state[p]`` holds views of
+        them; gradients are gathered with one copy and updates scattered back per tensor.
+        (Callers pass parameters that share a dtype and a step count.)
+        """
+        states = [self.state[p] for p in params]
+        step = states[0]["step"]
+        bucket = self._flat_buckets.get(key)
+        if bucket is None or not bucket.holds(params, states, hp.amsgrad):
+            bucket = self._flat_buckets[key] = _FlatBucket(params, states, hp.amsgrad)
+        step += 1.0
+        for s in states:
+            s["step"] = step
+        grad = bucket.gather_grads(params)
+        if hp.l2 != 0:
+            a = bucket.gather_params(params)
+            a *= hp.l2
+            if hp.maximize:
+                a -= grad
+            else:
+                a += grad
+            grad = a
+        elif hp.maximize:
+            np.negative(grad, out=grad)
+        b = bucket.scratch
+        apply = _adam_kernel(grad, bucket.flat["exp_avg"], bucket.flat["exp_avg_sq"],
+                             bucket.flat.get("max_exp_avg_sq"), b, hp, step)
+        for p, update in zip(params, bucket.scratch_views):
+            if hp.decay_factor != 1.0:
+                p.data *= hp.decay_factor
+            if apply:
+                p.data -= update
+
+
+# Tensors with at most this many elements are updated together in flat buffers (larger ones
+# already amortize NumPy's per-call cost and stay cache-resident one at a time).
+FLAT_MAX_SIZE = 16384
+
+
+class _Hyper:
+    """A group's hyperparameters as Python floats (NumPy scalars would upcast float32)."""
+
+    def __init__(self, group: dict, decoupled: bool):
+        self.lr = float(group["lr"])
+        self.beta1, self.beta2 = (float(b) for b in group["betas"])
+        self.eps = float(group["eps"])
+        weight_decay = float(group["weight_decay"])
+        self.decay_factor = 1.0 - self.lr * weight_decay if decoupled else 1.0
+        self.l2 = 0.0 if decoupled else weight_decay
+        self.amsgrad = bool(group["amsgrad"])
+        self.maximize = bool(group["maximize"])
+
+
+def _adam_kernel(grad: np.ndarray, m: np.ndarray, v: np.ndarray, v_max: np.ndarray | None,
+                 b: np.ndarray, hp: _Hyper, step: float) -> bool:
+    """Update the moments in place and write the amount to subtract from p into ``b``.
+
+    Returns False when the step size is 0 (nothing to subtract).
+    """
+    # m <- m + (1 - beta1) (g - m)
+    np.subtract(grad, m, out=b)
+    b *= 1.0 - hp.beta1
+    m += b
+    # v <- beta2 v + (1 - beta2) g^2
+    v *= hp.beta2
+    np.multiply(grad, grad, out=b)
+    b *= 1.0 - hp.beta2
+    v += b
+    if v_max is not None:
+        v = np.maximum(v_max, v, out=v_max)
+    step_size = hp.lr / (1.0 - hp.beta1 ** step)
+    if step_size == 0.0:
+        return False
+    bias_correction2_sqrt = (1.0 - hp.beta2 ** step) ** 0.5
+    # update = m / (sqrt(v) / (sqrt(bc2) step_size) + eps / step_size)
+    np.sqrt(v, out=b)
+    b *= 1.0 / (bias_correction2_sqrt * step_size)
+    b += hp.eps / step_size
+    np.divide(m, b, out=b)
+    return True
+
+
+class _FlatBucket:
+    """Flat moment buffers for a list of same-dtype parameters, with per-parameter views."""
+
+    def __init__(self, params: list[Parameter], states: list[dict], amsgrad: bool):
+        dtype = params[0].data.dtype
+        sizes = [p.data.size for p in params]
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        total = bounds[-1]
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        self.params = list(params)
+        self.amsgrad = amsgrad
+        self.flat = {name: np.empty(total, dtype) for name in names}
+        self.views: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for p, state, lo, hi in zip(params, states, bounds[:-1], bounds[1:]):
+            for name in names:
+                view = self.flat[name][lo:hi].reshape(p.data.shape)
+                view[...] = state[name]  # keep the values the parameter already has
+                state[name] = view
+                self.views[name].append(view)
+        self.grad = np.empty(total, dtype)
+        self.params_buffer = np.empty(total, dtype)
+        self.scratch = np.empty(total, dtype)
+        self.scratch_views = [self.scratch[lo:hi].reshape(p.data.shape)
+                              for p, lo, hi in zip(params, bounds[:-1], bounds[1:])]
+
+    def holds(self, params: list[Parameter], states: list[dict], amsgrad: bool) -> bool:
+        """True while the same parameters are active and their state still lives here."""
+        if amsgrad != self.amsgrad or len(params) != len(self.params):
+            return False
+        if any(p is not q for p, q in zip(params, self.params)):
+            return False
+        return all(state[name] is views[i]
+                   for name, views in self.views.items() for i, state in enumerate(states))
+
+    def gather_grads(self, params: list[Parameter]) -> np.ndarray:
+        return np.concatenate([p.grad.ravel() for p in params], out=self.grad)
+
+    def gather_params(self, params: list[Parameter]) -> np.ndarray:
+        return np.concatenate([p.data.ravel() for p in params], out=self.params_buffer)
 
 
 class AdamW(Adam):

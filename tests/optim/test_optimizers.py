@@ -296,3 +296,36 @@ def test_works_with_a_real_model():
         opt.step()
     assert losses[-1] < 0.2 * losses[0]
     assert all(p.data.dtype == np.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (Adam, dict(lr=0.01)),
+    (Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True)),
+    (AdamW, dict(lr=0.01, weight_decay=0.1)),
+    (AdamW, dict(lr=0.0)),
+])
+def test_adam_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
+    """Small tensors share flat buffers; the result must be bit-identical to the plain loop,
+    also when the set of parameters with gradients changes and across a state-dict load."""
+    import handgrad.optim.adam as adam_module
+
+    def run(flat_max):
+        monkeypatch.setattr(adam_module, "FLAT_MAX_SIZE", flat_max)
+        params = make_params(np.float32) + make_params(np.float64, seed=5)[:1]
+        opt = cls(params, **kwargs)
+        for step in range(7):
+            set_grads(params[:3], step, np.float32)
+            set_grads(params[3:], step, np.float64)
+            if step in (2, 3):
+                params[1].grad = None  # changes the active set (and then its step count)
+            if step == 4:
+                opt.load_state_dict(opt.state_dict())
+            opt.step()
+        return params, opt
+
+    flat_params, flat_opt = run(16384)
+    plain_params, _ = run(0)
+    assert flat_opt._flat_buckets  # the fast path was taken
+    for p, q in zip(flat_params, plain_params):
+        assert p.data.dtype == q.data.dtype
+        np.testing.assert_array_equal(p.data, q.data)
