@@ -115,11 +115,9 @@ class _BatchNorm(Layer):
             self.register_buffer("num_batches_tracked", None)
         self._cache = None
         self._xc_buffer: NDArray | None = None
-        self._scratch_buffer: NDArray | None = None
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
         self._xc_buffer = None
-        self._scratch_buffer = None
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -251,17 +249,9 @@ class _BatchNorm(Layer):
         coef_const = sum_g * (-a / m)
         grad_x = np.multiply(xc, _expand(coef_xc, s))
         grad_x += _expand(coef_const, s)
-        grad_x += np.multiply(g3, _expand(a, s), out=self._scratch(g3))
+        grad_x += np.multiply(g3, _expand(a, s))  # a short-lived temporary
         self._param_grads(sum_g, sum_g_xhat)
         return grad_x
-
-    def _scratch(self, like: NDArray) -> NDArray:
-        # xc's buffer is still cached, so the scratch array is separate (and reused).
-        buf = self._scratch_buffer
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
-            buf = np.empty_like(like)
-            self._scratch_buffer = buf
-        return buf
 
     def _backward_running_stats(self, g3: NDArray, x3: NDArray, invstd: NDArray) -> NDArray:
         # Running statistics are constants: grad_x = g * w * invstd;
