@@ -25,6 +25,9 @@ from ..ops.workspace import scratch
 from ..parameter import Parameter
 from ..random import resolve_rng
 
+# Size of one chunk of im2col columns: small enough to stay in the CPU cache.
+_CHUNK_BYTES = 2 << 20
+
 
 class Conv2d(Layer):
     """2-D cross-correlation over NCHW images, as ``torch.nn.Conv2d``.
@@ -56,8 +59,9 @@ class Conv2d(Layer):
           (kaiming_uniform with a=sqrt(5))
         - bias: ``(O,)``, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/groups*kh*kw
 
-    Forward caches the im2col columns of the input (backward needs exactly them for the
-    weight gradient; caching them is cheaper than recomputing the strided copy).
+    Forward caches the (padded) input. Columns are built in cache-sized chunks of the batch
+    and rebuilt in backward: measured, that is faster than caching all columns (kh*kw times
+    the input, pushed through main memory) and needs no more memory than PyTorch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
@@ -93,9 +97,6 @@ class Conv2d(Layer):
             self.register_parameter("bias", None)
         self.reset_parameters(rng)
         self._cache = None
-        # Per-layer buffers reused while the input shape stays the same: the cached
-        # columns, and grad_out in column layout (its garbage columns stay zero).
-        self._cols = self._cols_key = self._gy = None
         # Stride-1 input gradient: "correlation" (im2col of grad_out, cheaper when
         # out_channels <= in_channels), "col2im", or "auto" to choose by that rule.
         self._input_grad_method = "auto"
@@ -115,71 +116,98 @@ class Conv2d(Layer):
         oh, ow = output_shape((H, W), self.kernel_size, self.stride, self._pads, self.dilation,
                               who=self.describe())
         xp = pad2d(x, self._pads)
+        w = self.weight.data.reshape(G, O // G, -1)  # (G, O/G, K), K = C/G*kh*kw
+        y = np.empty((N, O, oh, ow), dtype=x.dtype)
+        for start, stop, cols, row in self._column_chunks(xp, (oh, ow)):
+            n, K = stop - start, w.shape[2]
+            L = cols.shape[1]  # n*OH*row
+            y2 = np.matmul(w, cols.reshape(G, K, L), out=scratch("conv2d.y", (G, O // G, L),
+                                                                   x.dtype))
+            y2 = y2.reshape(O, n, oh, row)[..., :ow].transpose(1, 0, 2, 3)  # (n, O, OH, OW)
+            if self.bias is not None:
+                np.add(y2, self.bias.data[:, None, None], out=y[start:stop])
+            else:
+                np.copyto(y[start:stop], y2)
+        self._cache = (xp, (H, W), (oh, ow)) if self.caching else None
+        return y
+
+    def _column_chunks(self, xp: NDArray, out_hw: tuple[int, int]):
+        """Yield ``(start, stop, cols, row)`` for consecutive slices of the batch.
+
+        ``cols`` holds the im2col columns of images ``start:stop`` (a shared scratch array,
+        overwritten by the next chunk), ``row`` the length of one output row in them. A
+        chunk is sized to stay in the CPU cache (~2 MB): building columns for the whole
+        batch at once would move every column through main memory twice.
+        """
+        N, C = xp.shape[:2]
+        kh, kw = self.kernel_size
+        oh, ow = out_hw
         # Stride 1 uses the wide column layout (rows of Wp, garbage beyond OW): its copies
         # are long contiguous runs. Other strides use the compact layout.
         wide = self.stride == (1, 1)
-        row = xp.shape[3] if wide else ow  # length of one output row in the columns
-        if self.caching:  # the columns are cached: a buffer owned by this layer
-            out = self._cols if self._cols_key == xp.shape else None
-        else:  # consumed right here: shared scratch
-            out = scratch("conv2d.cols", (x.shape[1] * self.kernel_size[0] *
-                                          self.kernel_size[1], N * oh * row), x.dtype)
-        if wide:
-            cols = im2col_wide(xp, self.kernel_size, self.dilation, out=out)
-        else:
-            cols = im2col(xp, self.kernel_size, self.stride, self.dilation, out=out)
-        if self.caching:
-            self._cols, self._cols_key = cols, xp.shape
-        K, L = cols.shape[0] // G, cols.shape[1]  # K = C/G*kh*kw, L = N*OH*row
-        w = self.weight.data.reshape(G, O // G, K)
-        y2 = np.matmul(w, cols.reshape(G, K, L), out=scratch("conv2d.y", (G, O // G, L), x.dtype))
-        y2 = y2.reshape(O, N, oh, row)[..., :ow].transpose(1, 0, 2, 3)  # (N, O, OH, OW) view
-        y = np.empty((N, O, oh, ow), dtype=x.dtype)
-        if self.bias is not None:
-            np.add(y2, self.bias.data[:, None, None], out=y)
-        else:
-            np.copyto(y, y2)
-        self._cache = (cols, xp.shape, (oh, ow), wide) if self.caching else None
-        return y
+        row = xp.shape[3] if wide else ow
+        image_bytes = C * kh * kw * oh * row * xp.dtype.itemsize
+        step = max(1, min(N, _CHUNK_BYTES // image_bytes))
+        for start in range(0, N, step):
+            stop = min(N, start + step)
+            out = scratch("conv2d.cols", (C * kh * kw, (stop - start) * oh * row), xp.dtype)
+            if wide:
+                cols = im2col_wide(xp[start:stop], self.kernel_size, self.dilation, out=out)
+            else:
+                cols = im2col(xp[start:stop], self.kernel_size, self.stride, self.dilation,
+                              out=out)
+            yield start, stop, cols, row
 
     def backward(self, grad_out: NDArray) -> NDArray:
-        cols, xp_shape, (oh, ow), wide = self._saved(self._cache)
-        N = xp_shape[0]
+        xp, (H, W), (oh, ow) = self._saved(self._cache)
+        N, C = xp.shape[:2]
         O, G = self.out_channels, self.groups
         grad_out = check_grad(self, grad_out, (N, O, oh, ow))
-        K, L = cols.shape[0] // G, cols.shape[1]
-        row = xp_shape[3] if wide else ow
-        # grad_out as (O, N*OH*row); in the wide layout the garbage columns must be zero
-        # (they meet real data in cols), so this buffer is zeroed once and only its valid
-        # part is written afterwards.
-        gy = self._gy if self._gy is not None and self._gy.shape == (O, N, oh, row) and \
-            self._gy.dtype == cols.dtype else np.zeros((O, N, oh, row), dtype=cols.dtype)
-        self._gy = gy
-        np.copyto(gy[..., :ow], grad_out.transpose(1, 0, 2, 3))
-        gy = gy.reshape(G, O // G, L)
-        if self.bias is not None and self.bias.requires_grad:
-            self.bias.accumulate_grad(gy.reshape(O, L).sum(axis=1), fresh=True)
-        if self.weight.requires_grad:
-            # dL/dW = gy @ cols^T, per group.
-            grad_w = np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))  # (G, O/G, K)
-            self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
-        w = self.weight.data.reshape(G, O // G, K)
+        w = self.weight.data.reshape(G, O // G, -1)
+        K = w.shape[2]
+        want_w = self.weight.requires_grad
+        want_b = self.bias is not None and self.bias.requires_grad
+        grad_w = np.zeros(w.shape, dtype=xp.dtype) if want_w else None
+        grad_b = np.zeros(O, dtype=xp.dtype) if want_b else None
         method = self._input_grad_method
         if method == "auto":
-            method = "correlation" if O <= self.in_channels else "col2im"
-        if wide and method == "correlation" and self._flip_pads() is not None:
-            return self._grad_input_by_correlation(grad_out)
-        # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
-        # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
-        # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-        grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
-                              out=scratch("conv2d.grad_cols", (G, K, L), cols.dtype))
-        grad_cols = grad_cols.reshape(G * K, L)
-        if wide:
-            grad_xp = col2im_wide(grad_cols, xp_shape, self.kernel_size, self.dilation)
-        else:
-            grad_xp = col2im(grad_cols, xp_shape, self.kernel_size, self.stride, self.dilation)
-        return unpad2d(grad_xp, self._pads)
+            method = "correlation" if O <= C else "col2im"
+        by_correlation = (self.stride == (1, 1) and method == "correlation"
+                          and self._flip_pads() is not None)
+        grad_x = np.empty((N, C, H, W), dtype=xp.dtype)
+        # The columns are rebuilt chunk by chunk (cheap, in cache) instead of cached.
+        for start, stop, cols, row in self._column_chunks(xp, (oh, ow)):
+            n, L = stop - start, cols.shape[1]
+            # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
+            gy = scratch("conv2d.grad_out", (O, n, oh, row), xp.dtype)
+            if row != ow:
+                gy[..., ow:] = 0
+            np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
+            gy = gy.reshape(G, O // G, L)
+            if want_b:
+                grad_b += gy.reshape(O, L).sum(axis=1)
+            if want_w:  # dL/dW = gy @ cols^T, per group
+                grad_w += np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+            if by_correlation:
+                self._grad_input_by_correlation(grad_out[start:stop], grad_x[start:stop])
+                continue
+            # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
+            # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
+            # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
+            grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
+                                  out=scratch("conv2d.grad_cols", (G, K, L), xp.dtype))
+            grad_cols = grad_cols.reshape(G * K, L)
+            shape = (n,) + xp.shape[1:]
+            if row != ow:
+                grad_xp = col2im_wide(grad_cols, shape, self.kernel_size, self.dilation)
+            else:
+                grad_xp = col2im(grad_cols, shape, self.kernel_size, self.stride, self.dilation)
+            np.copyto(grad_x[start:stop], unpad2d(grad_xp, self._pads))
+        if want_w:
+            self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
+        if want_b:
+            self.bias.accumulate_grad(grad_b, fresh=True)
+        return grad_x
 
     def _flip_pads(self):
         """Padding of grad_out for the stride-1 input gradient, or None if one is negative."""
@@ -189,21 +217,20 @@ class Conv2d(Layer):
         )
         return None if min(min(p) for p in pads) < 0 else pads
 
-    def _grad_input_by_correlation(self, grad_out: NDArray) -> NDArray:
-        """Stride-1 input gradient as a convolution of grad_out (no col2im scatter).
+    def _grad_input_by_correlation(self, grad_out: NDArray, grad_x: NDArray) -> None:
+        """Stride-1 input gradient as a convolution of grad_out, written into ``grad_x``.
 
         dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] * gy[n, o, h + pt - i*dh, w + pl - j*dw]
         (gy zero outside its range). With the kernel flipped (i' = kh-1-i) this is a stride-1
         correlation of gy, padded by d*(k-1) - p on each side, with weights
         Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] (input and output channels swapped,
-        per group): one more im2col and one matrix multiply.
+        per group): one more im2col and one matrix multiply, no col2im scatter.
         """
         N, O = grad_out.shape[:2]
         G, C = self.groups, self.in_channels
         kh, kw = self.kernel_size
         gyp = pad2d(grad_out, self._flip_pads())  # (N, O, H + dh*(kh-1), W + dw*(kw-1))
-        H = gyp.shape[2] - self.dilation[0] * (kh - 1)
-        W = gyp.shape[3] - self.dilation[1] * (kw - 1)
+        H, W = grad_x.shape[2:]
         Wg = gyp.shape[3]
         K, L = O // G * kh * kw, N * H * Wg
         gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
@@ -212,12 +239,9 @@ class Conv2d(Layer):
         wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, K)  # a small copy
         gx = np.matmul(wt, gcols.reshape(G, K, L), out=scratch("conv2d.y", (G, C // G, L),
                                                                 gyp.dtype))
-        grad_x = np.empty((N, C, H, W), dtype=gyp.dtype)
         np.copyto(grad_x, gx.reshape(C, N, H, Wg)[..., :W].transpose(1, 0, 2, 3))
-        return grad_x
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
-        self._cols = self._cols_key = self._gy = None
         self._cache = None
 
     def extra_repr(self) -> str:

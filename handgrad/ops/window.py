@@ -220,10 +220,9 @@ def im2col_wide(xp: NDArray, kernel_size: Pair, dilation: Pair = (1, 1),
     Like ``im2col`` with stride 1, but each output row is ``Wp`` (the padded width) long
     instead of ``OW``: column ``(n, oh, q)`` holds the window starting at flat position
     ``oh*Wp + q`` of image n. Columns with ``q >= OW`` are garbage (they wrap into the next
-    row) and the last ``Wp - OW`` columns of each image are never written, so every row of
-    the result is one contiguous run of ``xp`` per image: a cheap copy. A new buffer starts
-    zeroed, so those never-written columns stay finite (zero) when ``out`` is reused with
-    the same shape.
+    row; the last ``Wp - OW`` columns of each image, past the end of the image, are set to
+    zero), so every row of the result is one contiguous run of ``xp`` per image: a cheap
+    copy. All entries are finite for finite input, so garbage columns times zeros are zero.
     """
     N, C, Hp, Wp = xp.shape
     (kh, kw), (dh, dw) = kernel_size, dilation
@@ -231,13 +230,15 @@ def im2col_wide(xp: NDArray, kernel_size: Pair, dilation: Pair = (1, 1),
     span = (oh - 1) * Wp + ow
     shape = (C * kh * kw, N * oh * Wp)
     if out is None or out.shape != shape or out.dtype != xp.dtype:
-        out = np.zeros(shape, dtype=xp.dtype)
+        out = np.empty(shape, dtype=xp.dtype)
     xp = np.ascontiguousarray(xp)
     s = xp.strides
     view = np.lib.stride_tricks.as_strided(
         xp, (C, kh, kw, N, span), (s[1], dh * s[2], dw * s[3], s[0], s[3]), writeable=False
     )
-    np.copyto(out.reshape(C, kh, kw, N, oh * Wp)[..., :span], view)
+    out5 = out.reshape(C, kh, kw, N, oh * Wp)
+    np.copyto(out5[..., :span], view)
+    out5[..., span:] = 0
     return out
 
 

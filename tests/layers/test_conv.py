@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad.layers import Conv2d
+from handgrad.layers import conv as conv_module
 from handgrad.ops import resolve_padding
 from tests import reference
 from tests.helpers import check_layer_contract
@@ -73,6 +74,26 @@ def test_conv2d_input_gradient_methods_agree(config):
         layer._input_grad_method = method
         results.append(layer.backward(grad_out))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
+
+
+@given(conv_configs())
+def test_conv2d_chunked_batch_matches_single_chunk(config):
+    # Columns are built in cache-sized chunks of the batch; tiny chunks (one image, and an
+    # uneven last chunk) must give the same result as one chunk.
+    args, kwargs, _, x = config
+    x = np.concatenate([x, x[:1] * 0.5, x[-1:] * 2.0])  # 3 or 4 images
+    layer = Conv2d(*args, **kwargs, dtype=np.float64, rng=0)
+    y = layer(x)
+    grad_out = np.random.default_rng(1).standard_normal(y.shape)
+    grad_x = layer.backward(grad_out)
+    chunked = Conv2d(*args, **kwargs, dtype=np.float64, rng=0)
+    saved, conv_module._CHUNK_BYTES = conv_module._CHUNK_BYTES, 1
+    try:
+        np.testing.assert_allclose(chunked(x), y, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(chunked.backward(grad_out), grad_x, rtol=1e-12, atol=1e-14)
+    finally:
+        conv_module._CHUNK_BYTES = saved
+    np.testing.assert_allclose(chunked.weight.grad, layer.weight.grad, rtol=1e-12, atol=1e-13)
 
 
 @given(config=conv_configs(max_size=5))
