@@ -152,20 +152,21 @@ class _BatchNorm(Layer):
         x3 = self._view(x)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
-            y3, cache = self._forward_batch_stats(x3)
+            y3, cache = self._forward_batch_stats(x3, x.shape)
         else:
             y3, cache = self._forward_running_stats(x3)
         self._cache = (*cache, x.shape) if self.caching else None
         return y3.reshape(x.shape)
 
-    def _forward_batch_stats(self, x3: NDArray):
+    def _forward_batch_stats(self, x3: NDArray, shape: tuple[int, ...]):
         n, c, s = x3.shape
         m = n * s
         if m <= 1:
+            hint = ", or layer.eval() to use the running statistics" \
+                if self.track_running_stats else ""
             raise ValueError(
                 f"{self.describe()}: expected more than 1 value per channel when training, "
-                f"got input size {(n, c) + ((s,) if s > 1 else ())}; use a batch of 2 or "
-                "more, or layer.eval() to use the running statistics"
+                f"got input size {shape}; use a batch of 2 or more{hint}"
             )
         mean = _channel_sum(x3)
         mean *= 1.0 / m  # (C,)
