@@ -18,9 +18,9 @@ TEXT = "the quick brown fox jumps over the lazy dog. " * 30
 def test_charlm_loss_falls_well_below_unigram_entropy(cell):
     vocab = CharVocab.from_text(TEXT)
     ids = vocab.encode(TEXT)
-    model = CharLM(len(vocab), embedding_dim=16, hidden_size=48, cell=cell, rng=0)
-    losses = train_charlm(model, ids, seq_len=32, batch_size=8, steps=60, epochs=100, lr=1e-2)
-    assert len(losses) == 60
+    model = CharLM(len(vocab), embedding_dim=16, hidden_size=32, cell=cell, rng=0)
+    losses = train_charlm(model, ids, seq_len=24, batch_size=8, steps=40, epochs=100, lr=2e-2)
+    assert len(losses) == 40
     baseline = unigram_entropy(ids)  # ~3.0 nats
     assert losses[0] > 0.9 * baseline
     assert np.mean(losses[-5:]) < 0.4 * baseline
