@@ -69,6 +69,25 @@ class _Indices(Layer):
         return f"{self.inner.describe()} on integer indices"
 
 
+class _HiddenAndCell(Layer):
+    """``[h', c']`` of an LSTMCell concatenated on the last axis: checks both outputs."""
+
+    def __init__(self, cell: Layer):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        h, c = self.cell(x)
+        return np.concatenate([h, c], axis=-1)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad_h, grad_c = np.split(grad_out, 2, axis=-1)
+        return self.cell.backward(grad_h, grad_c)
+
+    def describe(self) -> str:
+        return f"{self.cell.describe()} (outputs h and c)"
+
+
 def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
     r = rng
     elementwise = {
@@ -126,6 +145,10 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
         "RNN": lambda: Check("RNN(3, 4)", L.RNN(3, 4, rng=r), _normal(r, 3, 2, 3)),
         "LSTM": lambda: Check("LSTM(3, 4)", L.LSTM(3, 4, rng=r), _normal(r, 3, 2, 3)),
         "GRU": lambda: Check("GRU(3, 4)", L.GRU(3, 4, rng=r), _normal(r, 3, 2, 3)),
+        "RNNCell": lambda: Check("RNNCell(3, 4)", L.RNNCell(3, 4, rng=r), _normal(r, 2, 3)),
+        "GRUCell": lambda: Check("GRUCell(3, 4)", L.GRUCell(3, 4, rng=r), _normal(r, 2, 3)),
+        "LSTMCell": lambda: Check("LSTMCell(3, 4)", _HiddenAndCell(L.LSTMCell(3, 4, rng=r)),
+                                  _normal(r, 2, 3)),
         "Dropout2d": lambda: Check("Dropout2d(0.3)", L.Dropout2d(0.3, rng=0),
                                    _normal(r, 2, 3, 2, 2)),
     }
