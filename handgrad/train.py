@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import types
@@ -578,7 +579,7 @@ class FitRun:
             logs["time"] = elapsed
             if bar is not None:
                 shown = {k: v for k, v in logs.items() if k not in ("lr", "time")}
-                bar.set_postfix(_postfix(shown, stats.samples / elapsed), refresh=True)
+                bar.set_postfix(_postfix(shown, None), refresh=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -638,15 +639,18 @@ def _progress_bar(total: int | None, desc: str, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:
         return None
+    # A terminal that reports a size of 0x0 (a bare pty) would hide the bar: fall back.
+    size = shutil.get_terminal_size(fallback=(100, 24))
     return tqdm(total=total, desc=desc, unit="batch", file=sys.stdout, leave=True,
-                dynamic_ncols=True)
+                ncols=max(size.columns, 60), nrows=max(size.lines, 10),
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                           "[{elapsed}<{remaining}{postfix}]")
 
 
-def _postfix(logs: dict[str, float], samples_per_s: float) -> dict[str, str]:
-    shown = {}
-    for key, value in logs.items():
-        shown[key.replace("accuracy", "acc")] = f"{value:.4f}"
-    shown["samples/s"] = f"{samples_per_s:,.0f}"
+def _postfix(logs: dict[str, float], samples_per_s: float | None) -> dict[str, str]:
+    shown = {key.replace("accuracy", "acc"): f"{value:.4g}" for key, value in logs.items()}
+    if samples_per_s is not None:  # left out of the final line, which shows validation
+        shown["samples/s"] = f"{samples_per_s:.0f}"
     return shown
 
 
