@@ -361,3 +361,25 @@ def test_resume_from_other_architecture_names_keys_and_shapes(tmp_path):
         fit(other, CrossEntropyLoss(), SGD(other.parameters(), lr=0.1), (x, y), batch_size=8,
             epochs=2, progress=False, resume_from=tmp_path / "last.npz")
     assert re.search(r"0\.weight: expected shape \(5, 4\), got \(8, 4\)", str(info.value))
+
+
+def test_real_onecycle_and_plateau_schedulers():
+    from handgrad.optim import lr_scheduler
+
+    x, y = blobs(32)
+    model = small_mlp()
+    opt = SGD(model.parameters(), lr=0.1)
+    # OneCycleLR raises if stepped more than total_steps times: per batch is exactly right.
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=3 * 4)
+    fit(model, CrossEntropyLoss(), opt, (x, y), epochs=3, batch_size=8, scheduler=sched,
+        progress=False)
+    assert sched.last_epoch == 12
+
+    opt = SGD(model.parameters(), lr=0.1)
+    # mode="max" on a falling validation loss: no improvement after epoch 1, so with
+    # patience 0 the rate halves after epoch 2.
+    plateau = lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=0)
+    history = fit(model, CrossEntropyLoss(), opt, (x, y), epochs=3, batch_size=8,
+                  val_data=(x, y), scheduler=plateau, progress=False)
+    assert history["val_loss"][1] < history["val_loss"][0]
+    assert history["lr"] == pytest.approx([0.1, 0.1, 0.05])
