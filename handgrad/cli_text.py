@@ -85,7 +85,7 @@ def load_corpus(data_path: str | None) -> tuple[str, str]:
 def run_text(args: argparse.Namespace, settings: dict[str, Any],
              resume_state: dict[str, Any] | None) -> int:
     from . import callbacks as cb
-    from .cli_train import build_optimizer, build_scheduler
+    from .cli_train import build_training
     from .data import BPTTBatches, CharVocab
     from .losses import CrossEntropyLoss
     from .models import CharLM
@@ -109,10 +109,7 @@ def run_text(args: argparse.Namespace, settings: dict[str, Any],
                                           SEQ_LEN))
     lm = CharLM(len(vocab), embedding_dim=32, hidden_size=HIDDEN_SIZE, rng=args.seed)
     model = StatefulLM(lm)
-    optimizer = build_optimizer(settings["optimizer"], list(model.parameters()),
-                                settings["lr"], settings["weight_decay"])
-    scheduler = build_scheduler(settings["scheduler"], optimizer, settings["lr"],
-                                settings["epochs"], len(train_batches))
+    optimizer, scheduler = build_training(settings, model, len(train_batches))
     say(f"handgrad train: charlstm (LSTM {HIDDEN_SIZE}, vocabulary of {len(vocab)} characters) "
         f"on {len(ids):,} characters of {source}: truncated BPTT over chunks of {SEQ_LEN}, "
         f"{batch_size} streams, {settings['epochs']} epochs, {settings['optimizer']} "

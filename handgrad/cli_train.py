@@ -154,8 +154,24 @@ def build_scheduler(name: str, optimizer: Any, lr: float, epochs: int,
     if name == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if name == "onecycle":
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+        # Momentum is cycled only where it exists by default (SGD with momentum, Adam's beta1).
+        cycle = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                       cycle_momentum=cycle)
     return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
+
+
+def build_training(settings: dict[str, Any], model: Any, steps_per_epoch: int) -> tuple:
+    """The optimizer and scheduler of ``settings``; a bad combination is a UsageError."""
+    try:
+        optimizer = build_optimizer(settings["optimizer"], list(model.parameters()),
+                                    settings["lr"], settings["weight_decay"])
+        scheduler = build_scheduler(settings["scheduler"], optimizer, settings["lr"],
+                                    settings["epochs"], steps_per_epoch)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--optimizer {settings['optimizer']} --scheduler "
+                         f"{settings['scheduler']} --lr {settings['lr']:g}: {error}") from None
+    return optimizer, scheduler
 
 
 # ---------------------------------------------------------------------------- run
@@ -215,10 +231,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(model_name, x_train.shape, num_classes, rng)
     loader = make_loader(x_train, y_train, settings["batch_size"], seed=args.seed + 2,
                             augment=dataset == "cifar10")
-    optimizer = build_optimizer(settings["optimizer"], list(model.parameters()), settings["lr"],
-                                settings["weight_decay"])
-    scheduler = build_scheduler(settings["scheduler"], optimizer, settings["lr"],
-                                settings["epochs"], len(loader))
+    optimizer, scheduler = build_training(settings, model, len(loader))
     n_params = sum(p.size for p in model.parameters())
     say(f"handgrad train: {model_name} ({n_params:,} parameters) on {dataset}: "
         f"{len(x_train)} train / {0 if val is None else len(val[0])} val / "
