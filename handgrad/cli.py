@@ -98,11 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gradcheck", help="check every layer and loss against numerical gradients",
                    description="Gradient-check one small float64 instance of every public "
                                "layer and loss; exit status 1 if any check fails.")
-    bench = sub.add_parser("bench", help="run the benchmarks side by side with PyTorch",
-                           description="Run `python -m benchmarks` from the source checkout "
-                                       "(needs PyTorch's CPU build).")
-    bench.add_argument("args", nargs=argparse.REMAINDER,
-                       help="passed on to python -m benchmarks")
+    # Every option after "bench" (also --help) goes to `python -m benchmarks`.
+    sub.add_parser("bench", help="run the benchmarks side by side with PyTorch "
+                                 "(options go to python -m benchmarks)", add_help=False)
     return parser
 
 
@@ -129,7 +127,10 @@ def _positive_float(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``handgrad`` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits with status 2 on unknown choices
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)  # exits with status 2 on unknown choices
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "train":
             from .cli_train import run_train
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_train(args)
         if args.command == "gradcheck":
             return run_gradcheck()
-        return run_bench(args.args)
+        return run_bench(extra)
     except UsageError as error:
         print(f"handgrad {args.command}: error: {error}", file=sys.stderr)
         return 2
