@@ -365,7 +365,7 @@ def find_non_finite(model: Layer, loss_fn: Any, x: Any, y: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- random state
-def _find_generators(obj: Any, found: list, seen: set, depth: int = 4) -> None:
+def _find_generators(obj: Any, found: list, seen: set, depth: int = 6) -> None:
     """Collect every numpy Generator reachable from ``obj`` through attributes (in order)."""
     if depth < 0 or id(obj) in seen:
         return

@@ -160,3 +160,38 @@ def test_charlstm_missing_text_file(capsys, tmp_path):
     status, out, err = run(capsys, "train", "--model", "charlstm", "--data-path",
                            str(tmp_path / "missing.txt"))
     assert status == 2 and "no such file" in err
+
+
+def write_idx(path, array):
+    """An IDX file (unsigned bytes) as MNIST ships it."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_lenet5_on_mnist_idx_files(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 96), ("t10k", 32)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 40, (n, 28, 28))
+        images[np.arange(n), 2 * labels + 3, 4:24] = 255  # a learnable stripe per class
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels)
+    status, out, err = run(capsys, "train", "--model", "lenet5", "--dataset", "mnist",
+                           "--data-path", str(tmp_path), "--epochs", "1", "--quiet",
+                           "--threads", "1")
+    assert status == 0, err
+    assert "lenet5 on mnist: test accuracy" in out and "test set of 32" in out
+
+
+def test_resnet20_on_cifar10_binary_batches(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}.bin", 8) for i in range(1, 6)] + [("test_batch.bin", 8)]:
+        records = rng.integers(0, 256, (n, 3073), dtype=np.uint8)
+        records[:, 0] = rng.integers(0, 10, n)
+        (tmp_path / name).write_bytes(records.tobytes())
+    status, out, err = run(capsys, "train", "--model", "resnet20", "--dataset", "cifar10",
+                           "--data-path", str(tmp_path), "--epochs", "1", "--batch-size", "16",
+                           "--quiet", "--threads", "1")
+    assert status == 0, err
+    assert "resnet20 on cifar10: test accuracy" in out and "test set of 8" in out

@@ -337,15 +337,17 @@ def test_resume_continues_exactly(tmp_path):
     first, opt1, loader1 = _resume_setup(0)
     ckpt = ModelCheckpoint(tmp_path, monitor="val_loss")
     fit(first, CrossEntropyLoss(), opt1, loader1, epochs=2, val_data=blobs(16, seed=5),
-        callbacks=[ckpt], progress=False)
+        callbacks=[ckpt, CSVLogger(tmp_path / "log.csv")], progress=False)
 
     # Built with other seeds: everything must come from the checkpoint.
     resumed, opt2, loader2 = _resume_setup(11)
     ckpt2 = ModelCheckpoint(tmp_path / "again", monitor="val_loss")
     history = fit(resumed, CrossEntropyLoss(), opt2, loader2, epochs=4,
-                  val_data=blobs(16, seed=5), callbacks=[ckpt2], progress=False,
-                  resume_from=ckpt.last_path)
+                  val_data=blobs(16, seed=5), callbacks=[ckpt2, CSVLogger(tmp_path / "log.csv")],
+                  progress=False, resume_from=ckpt.last_path)
     assert history.epoch == [1, 2, 3, 4]
+    with open(tmp_path / "log.csv", newline="") as f:
+        assert [row[0] for row in csv.reader(f)] == ["epoch", "1", "2", "3", "4"]
     assert ckpt2.best == pytest.approx(min(history["val_loss"]))
     for (name, p), q in zip(model.named_parameters(), resumed.parameters()):
         np.testing.assert_array_equal(q.data, p.data, err_msg=name)
