@@ -243,18 +243,21 @@ def _fmt_gf(entry) -> str:
 def _fmt_ratio(entry) -> str:
     if "ratio" not in entry:
         return "-"
-    return f"{entry['ratio']:.2f} ({entry['ratio_min']:.2f}-{entry['ratio_max']:.2f})"
+    return (f"{entry['ratio']:.2f} ({entry['ratio_min']:.2f}-{entry['ratio_max']:.2f}) "
+            f"{entry['ratio_best']:.2f}")
 
 
 def format_table(points, variants, markdown=False) -> str:
     hg = [v for v in variants if v != "torch"]
     cols = ["workload"]
     for v in hg:
-        cols += [f"{v} ms [IQR]", f"ratio {v}/torch (rounds)" if len(hg) > 1 else
-                 "ratio (min-max)"]
+        cols += [f"{v} ms [IQR]", f"ratio {v}/torch (rounds) best" if len(hg) > 1 else
+                 "ratio (rounds) best"]
     if "torch" in variants:
         cols.append("torch ms [IQR]")
-    cols += ["GFLOP/s hg (peak%)", "GFLOP/s torch", "RSS MB hg/torch", "faults/step hg/torch"]
+    who = "/".join("hg" if v == "handgrad" else "hg-nomallopt" if v != "torch" else "torch"
+                   for v in variants)
+    cols += ["GFLOP/s hg (peak%)", "GFLOP/s torch", f"RSS MB {who}", f"faults/step {who}"]
     rows = []
     for point in points:
         if point["kind"] != "main":
@@ -273,9 +276,9 @@ def format_table(points, variants, markdown=False) -> str:
         first = var.get(hg[0], {})
         row += [_fmt_gf(first), _fmt_gf(torch_entry)]
         row.append("/".join(f"{var.get(v, {}).get('peak_rss_mb', float('nan')):.0f}"
-                            for v in (hg[0], "torch") if v in var))
+                            for v in variants if v in var))
         row.append("/".join(f"{var.get(v, {}).get('faults_per_step', float('nan')):.0f}"
-                            for v in (hg[0], "torch") if v in var))
+                            for v in variants if v in var))
         rows.append(row)
     return _render(cols, rows, markdown)
 
@@ -372,7 +375,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     p.add_argument("--round-time", type=float, default=None,
                    help="seconds per framework per round (default 0.25)")
-    p.add_argument("--warmup", type=int, default=3, help="minimum warm-up steps (default 3)")
+    p.add_argument("--warmup", type=int, default=2, help="minimum warm-up steps (default 2)")
     p.add_argument("--max-steps", type=int, default=400, help="cap on steps per round")
     p.add_argument("--pause", type=float, default=0.1,
                    help="idle seconds before each round so the other worker's spinning "

@@ -7,6 +7,8 @@ definitions identical by construction: the same layers in the same order, and th
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 
@@ -18,14 +20,18 @@ def _residual_class():
     import torch
 
     class Residual(torch.nn.Module):
-        def __init__(self, body, shortcut):
+        """``relu(body(x) + shortcut(x))`` (``relu`` optional, as in handgrad's BasicBlock)."""
+
+        def __init__(self, body, shortcut, relu=None):
             super().__init__()
             self.body = body
             self.shortcut = shortcut
+            self.relu = relu
 
         def forward(self, x):
             short = x if self.shortcut is None else self.shortcut(x)
-            return self.body(x) + short
+            y = self.body(x) + short
+            return y if self.relu is None else self.relu(y)
 
     return Residual
 
@@ -41,12 +47,13 @@ def twin(layer):
 
     kind = type(layer).__name__
     children = dict(layer.named_children())
-    if kind == "Sequential":
-        return nn.Sequential(*[twin(child) for child in children.values()])
-    if kind == "Residual":
+    if kind in ("Sequential", "ResNet"):
+        return nn.Sequential(OrderedDict((name, twin(child)) for name, child in children.items()))
+    if kind in ("Residual", "BasicBlock"):
         shortcut = children.get("shortcut")
+        relu = nn.ReLU() if kind == "BasicBlock" else None
         return _residual_class()(twin(children["body"]),
-                                 None if shortcut is None else twin(shortcut))
+                                 None if shortcut is None else twin(shortcut), relu)
     if kind == "Linear":
         return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
     if kind == "Conv2d":

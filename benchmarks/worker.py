@@ -110,11 +110,13 @@ class Session:
             step = workloads.REGISTRY[name].make(self.framework, params)
             times = []
             t_start = time.perf_counter()
-            while len(times) < warmup or time.perf_counter() - t_start < min(0.3, round_time):
+            # at least `warmup` steps, then more until about one round's time has passed,
+            # but never more than ~3 round times when steps are slow
+            while len(times) < warmup or time.perf_counter() - t_start < round_time:
                 t0 = time.perf_counter()
                 step()
                 times.append(time.perf_counter() - t0)
-                if time.perf_counter() - t_start > 20:
+                if len(times) >= 2 and time.perf_counter() - t_start > 3 * round_time:
                     break
         except workloads.Missing as err:
             return {"status": "missing", "detail": str(err)}
@@ -125,7 +127,7 @@ class Session:
             return {"status": "error", "detail": f"{kind}: {err}"[:300]}
         self.step = step
         estimate = sorted(times[len(times) // 2:])[len(times[len(times) // 2:]) // 2]
-        steps = max(3, min(max_steps, int(round_time / max(estimate, 1e-6))))
+        steps = max(1, min(max_steps, round(round_time / max(estimate, 1e-6))))
         return {"status": "ok", "steps": steps, "estimate": estimate,
                 "notes": sorted(set(workloads.NOTES))}
 
