@@ -86,8 +86,10 @@ class _RNNBase(Layer):
                 if bias:
                     setattr(self, f"bias_ih_l{k}{suffix}", Parameter(np.empty(G, dtype)))
                     setattr(self, f"bias_hh_l{k}{suffix}", Parameter(np.empty(G, dtype)))
-        self.reset_parameters(rng)
-        self.rng = spawn_rng(rng)  # the inter-layer dropout masks
+        gen = resolve_rng(rng)
+        self.reset_parameters(gen)
+        # the inter-layer dropout masks: the rest of the seeded stream, or a child generator
+        self.rng = gen if rng is not None else spawn_rng(None)
         self._cache = None
         self.final_state = None
         self.grad_initial_state = None
