@@ -101,9 +101,11 @@ def plot_grad_norms(history: Any, path: str | os.PathLike, title: str | None = N
         colors = [plt.get_cmap("tab10")(i) for i in range(len(names))]
     else:  # input layers dark, output layers light
         colors = [plt.get_cmap("viridis")(i / (len(names) - 1)) for i in range(len(names))]
+    types = getattr(history, "layer_types", {}) or {}
     for name, color in zip(names, colors):
         values = [v if v > 0 else math.nan for v in norms[name]]
-        ax.plot(epochs[:len(values)], values, "-o", markersize=3, label=name, color=color)
+        label = f"{name} ({types[name]})" if name in types else name
+        ax.plot(epochs[:len(values)], values, "-o", markersize=3, label=label, color=color)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")

@@ -60,12 +60,14 @@ class History:
         grad_norms: layer name -> list of per-epoch gradient norms (the L2 norm of all the
             layer's own parameter gradients at each optimizer step, averaged over the
             epoch, before clipping).
+        layer_types: layer name -> class name (``'Conv2d'``), for plot legends.
     """
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.grad_norms: dict[str, list[float]] = {}
+        self.layer_types: dict[str, str] = {}
 
     def append(self, epoch: int, logs: dict[str, float],
                grad_norms: dict[str, float] | None = None) -> None:
@@ -97,7 +99,7 @@ class History:
 
     def to_json(self) -> str:
         return json.dumps({"epoch": self.epoch, "history": self.history,
-                           "grad_norms": self.grad_norms})
+                           "grad_norms": self.grad_norms, "layer_types": self.layer_types})
 
     @classmethod
     def from_json(cls, text: str) -> History:
@@ -106,6 +108,7 @@ class History:
         history.epoch = [int(e) for e in data["epoch"]]
         history.history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
         history.grad_norms = {k: [float(v) for v in vs] for k, vs in data["grad_norms"].items()}
+        history.layer_types = dict(data.get("layer_types", {}))
         return history
 
     def __repr__(self) -> str:
@@ -482,6 +485,11 @@ class FitRun:
         self.interval = _scheduler_interval(self.scheduler) if self.scheduler is not None else None
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.groups = _layer_groups(self.model)
+        modules = dict(self.model.named_modules())
+        for name, _ in self.groups:
+            module = modules.get("" if name == "(model)" else name)
+            if module is not None:
+                self.history.layer_types[name] = type(module).__name__
         self.mean_loss = getattr(self.loss_fn, "reduction", "mean") == "mean"
 
     def _step(self, window_weight: int, norm_sums: dict[str, float], where: str,

@@ -57,7 +57,7 @@ def test_fit_reduces_loss_and_records_history():
     assert history["val_accuracy"][-1] > 0.9
     assert history["lr"] == [0.2] * 4
     assert all(t > 0 for t in history["time"])
-    assert set(history.grad_norms) == {"0", "2"}  # the two Linear layers
+    assert history.layer_types == {"0": "Linear", "2": "Linear"}
     assert all(len(v) == 4 and all(n > 0 for n in v) for v in history.grad_norms.values())
     assert History.from_json(history.to_json()).history == history.history
 
