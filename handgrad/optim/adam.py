@@ -42,6 +42,12 @@ class Adam(Optimizer):
 
     State per parameter: ``step`` (float), ``exp_avg`` (m), ``exp_avg_sq`` (v) and
     ``max_exp_avg_sq`` (v_max, with amsgrad). Created at the parameter's first update.
+
+    Speed: tensors with more than ``FLAT_MAX_SIZE`` elements are updated one at a time in
+    place (two reusable scratch arrays). Smaller ones sharing a dtype and step count keep
+    their moments in flat buffers (``state[p]`` holds views) and are updated with one NumPy
+    call per operation for all of them: the same element-wise operations in the same order,
+    so the results are bit-identical to the per-tensor loop.
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")

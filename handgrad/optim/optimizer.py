@@ -30,7 +30,6 @@ State dict structure (no pickle: only NumPy arrays and JSON-able scalars)::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from numbers import Real
 from typing import Any
@@ -272,7 +271,7 @@ def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{label}: {value!r} (expected a real number, got "
                         f"{type(value).__name__})")
-    if not value >= 0.0 or math.isnan(value):
+    if not value >= 0.0:  # also catches NaN
         raise ValueError(f"{label}: {value}")
 
 

@@ -155,3 +155,45 @@ def test_clip_then_step_matches_torch():
         opt.step()
         topt.step()
         twin.assert_close(step)
+
+
+@pytest.mark.parametrize("name,kwargs,schedule", [
+    ("Adam", dict(lr=0.01, weight_decay=0.01), lambda m, o: m.OneCycleLR(o, 0.05, total_steps=12)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True),
+     lambda m, o: m.CosineAnnealingLR(o, T_max=5)),
+    ("RMSprop", dict(lr=0.005, centered=True), lambda m, o: m.StepLR(o, 3, gamma=0.5)),
+])
+def test_mlp_training_matches_torch(name, kwargs, schedule):
+    """A real handgrad model (Linear/Tanh/Linear, MSE) trained next to the same torch MLP."""
+    from handgrad.losses import MSELoss
+    from handgrad.optim import lr_scheduler
+
+    rng = np.random.default_rng(11)
+    model = handgrad.Sequential(handgrad.Linear(5, 7, rng=rng), handgrad.Tanh(),
+                                handgrad.Linear(7, 2, rng=rng)).double()
+    tmodel = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(),
+                                 torch.nn.Linear(7, 2)).double()
+    tmodel.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    opt = getattr(optim, name)(model.parameters(), **kwargs)
+    topt = getattr(torch.optim, name)(tmodel.parameters(), **kwargs)
+    sched = schedule(lr_scheduler, opt)
+    tsched = schedule(torch.optim.lr_scheduler, topt)
+    criterion = MSELoss()
+    for step in range(12):
+        x = rng.standard_normal((16, 5))
+        y = rng.standard_normal((16, 2))
+        opt.zero_grad()
+        topt.zero_grad()
+        loss = criterion(model(x), y)
+        model.backward(criterion.backward())
+        tloss = torch.nn.functional.mse_loss(tmodel(torch.tensor(x)), torch.tensor(y))
+        tloss.backward()
+        assert loss == pytest.approx(tloss.item(), rel=RTOL)
+        opt.step()
+        topt.step()
+        sched.step()
+        tsched.step()
+        for (pname, p), tp in zip(model.named_parameters(), tmodel.parameters()):
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL,
+                                       err_msg=f"step {step}: {pname}")
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=RTOL)
