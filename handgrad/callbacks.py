@@ -44,6 +44,9 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         pass
 
+    def after_epoch(self, epoch: int, logs: dict | None = None) -> None:
+        """Called after every callback's ``on_epoch_end`` (where checkpoints are written)."""
+
     def state_dict(self) -> dict:
         return {}
 
@@ -198,17 +201,22 @@ class ModelCheckpoint(Callback):
         return self._monitor.best
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from .checkpoint import save
-
-        self.directory.mkdir(parents=True, exist_ok=True)
         value = self._monitor.value(logs)
         improved = self._monitor.improved(value)
         if improved:
             self._monitor.best = value
             self.best_epoch = epoch
+        self._improved = improved
+
+    def after_epoch(self, epoch: int, logs: dict | None = None) -> None:
+        # Saved here, after every callback's on_epoch_end, so the checkpoint holds this
+        # epoch's state of all of them (EarlyStopping's counter, this callback's best).
+        from .checkpoint import save
+
+        improved = getattr(self, "_improved", False)
         if not (self.save_last or (self.save_best and improved)):
             return
-        # The state is taken after updating ``best`` so a resumed run agrees on it.
+        self.directory.mkdir(parents=True, exist_ok=True)
         state = self.run.training_state()
         if self.save_best and improved:
             save(state, self.best_path)

@@ -752,6 +752,8 @@ def fit(
         run.history.append(epoch, logs, grad_norms)
         for cb in run.callbacks:
             cb.on_epoch_end(epoch, logs)
+        for cb in run.callbacks:
+            cb.after_epoch(epoch, logs)
         if run.stop_training:
             break
 

@@ -385,3 +385,22 @@ def test_real_onecycle_and_plateau_schedulers():
                   val_data=(x, y), scheduler=plateau, progress=False)
     assert history["val_loss"][1] < history["val_loss"][0]
     assert history["lr"] == pytest.approx([0.1, 0.1, 0.05])
+
+
+def test_resumed_early_stopping_stops_at_the_same_epoch(tmp_path):
+    def run(epochs, resume=None):
+        x, y = blobs(32)
+        model = small_mlp()
+        # The checkpoint comes first: it must still save the stopper's update of the epoch.
+        callbacks = [ModelCheckpoint(tmp_path, monitor="loss"),
+                     EarlyStopping(monitor="loss", mode="max", patience=2)]
+        history = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.2), (x, y),
+                      epochs=epochs, batch_size=8, callbacks=callbacks, progress=False,
+                      resume_from=resume)
+        return history, callbacks[1]
+
+    full, stopper = run(10)
+    assert stopper.stopped_epoch == 3
+    run(2)
+    resumed, stopper = run(10, resume=tmp_path / "last.npz")
+    assert stopper.stopped_epoch == 3 and resumed.epoch == [1, 2, 3]
