@@ -41,6 +41,7 @@ from ..layers import (
     Residual,
     Sequential,
 )
+from ..layers.activation import backprop_relu
 from ..random import resolve_rng
 
 __all__ = ["BasicBlock", "ResNet", "cifar_resnet", "resnet20", "resnet32", "resnet56",
@@ -117,7 +118,7 @@ class BasicBlock(Residual):
     def backward(self, grad_out: NDArray) -> NDArray:
         y = self._saved(self._y)
         grad_out = check_grad(self, grad_out, y.shape)
-        grad_sum = np.where(y > 0, grad_out, 0).astype(y.dtype, copy=False)  # ReLU'
+        grad_sum = backprop_relu(grad_out, y)
         grad_x = self.body.backward(grad_sum)
         grad_skip = grad_sum if self.shortcut is None else self.shortcut.backward(grad_sum)
         if np.may_share_memory(grad_x, grad_skip):
