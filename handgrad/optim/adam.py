@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..parameter import Parameter
+from . import _flat
 from .optimizer import Optimizer, _check_betas, _check_nonnegative
 
 
@@ -43,11 +44,11 @@ class Adam(Optimizer):
     State per parameter: ``step`` (float), ``exp_avg`` (m), ``exp_avg_sq`` (v) and
     ``max_exp_avg_sq`` (v_max, with amsgrad). Created at the parameter's first update.
 
-    Speed: tensors with more than ``FLAT_MAX_SIZE`` elements are updated one at a time in
-    place (two reusable scratch arrays). Smaller ones sharing a dtype and step count keep
-    their moments in flat buffers (``state[p]`` holds views) and are updated with one NumPy
-    call per operation for all of them: the same element-wise operations in the same order,
-    so the results are bit-identical to the per-tensor loop.
+    Speed: tensors with more than ``_flat.FLAT_MAX_SIZE`` (16384) elements are updated
+    one at a time in place (two reusable scratch arrays). Smaller ones sharing a dtype and
+    step count keep their moments in flat buffers (``state[p]`` holds views) and are
+    updated with one NumPy call per operation for all of them: the same element-wise
+    operations in the same order, so the results are bit-identical to the per-tensor loop.
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -59,7 +60,6 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)
-        self._flat_buckets: dict[tuple, _FlatBucket] = {}
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
@@ -72,25 +72,16 @@ class Adam(Optimizer):
         # Small tensors with the same dtype and step count are updated together (flat path).
         batches: dict[tuple, list[Parameter]] = {}
         for p in self._active(group):
-            if p.data.size <= FLAT_MAX_SIZE:
+            if p.data.size <= _flat.FLAT_MAX_SIZE:
                 step = self._state_of(p, hp.amsgrad)["step"]
                 batches.setdefault((p.data.dtype, step), []).append(p)
             else:
                 self._update_tensor(p, hp)
-        live = set()
         for params in batches.values():
             if len(params) == 1:
                 self._update_tensor(params[0], hp)
-                continue
-            key = (id(group), params[0].data.dtype, id(params[0]))
-            live.add(key)
-            self._update_flat(params, hp, key)
-        for key in [k for k in self._flat_buckets if k[0] == id(group) and k not in live]:
-            del self._flat_buckets[key]
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
-        self._flat_buckets.clear()  # loaded state arrays replace the flat buffers' views
+            else:
+                self._update_flat(params, hp, group)
 
     def _state_of(self, p: Parameter, amsgrad: bool) -> dict:
         """The parameter's state, created (zeros, step 0) at its first update."""
@@ -126,7 +117,7 @@ class Adam(Optimizer):
                         state.get("max_exp_avg_sq") if hp.amsgrad else None, b, hp, step):
             p.data -= b
 
-    def _update_flat(self, params: list[Parameter], hp: _Hyper, key: tuple) -> None:
+    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
         """The fast path for many small tensors: the same element-wise operations, in the
         same order (so bit-identical results), on one flat buffer per state.
 
@@ -136,9 +127,8 @@ class Adam(Optimizer):
         """
         states = [self.state[p] for p in params]
         step = states[0]["step"]
-        bucket = self._flat_buckets.get(key)
-        if bucket is None or not bucket.holds(params, states, hp.amsgrad):
-            bucket = self._flat_buckets[key] = _FlatBucket(params, states, hp.amsgrad)
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp.amsgrad else ())
+        bucket = self._flat_bucket(group, params, states, names)
         step += 1.0
         for s in states:
             s["step"] = step
@@ -161,11 +151,6 @@ class Adam(Optimizer):
                 p.data *= hp.decay_factor
             if apply:
                 p.data -= update
-
-
-# Tensors with at most this many elements are updated together in flat buffers (larger ones
-# already amortize NumPy's per-call cost and stay cache-resident one at a time).
-FLAT_MAX_SIZE = 16384
 
 
 class _Hyper:
@@ -209,47 +194,6 @@ def _adam_kernel(grad: np.ndarray, m: np.ndarray, v: np.ndarray, v_max: np.ndarr
     b += hp.eps / step_size
     np.divide(m, b, out=b)
     return True
-
-
-class _FlatBucket:
-    """Flat moment buffers for a list of same-dtype parameters, with per-parameter views."""
-
-    def __init__(self, params: list[Parameter], states: list[dict], amsgrad: bool):
-        dtype = params[0].data.dtype
-        sizes = [p.data.size for p in params]
-        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-        total = bounds[-1]
-        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
-        self.params = list(params)
-        self.amsgrad = amsgrad
-        self.flat = {name: np.empty(total, dtype) for name in names}
-        self.views: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for p, state, lo, hi in zip(params, states, bounds[:-1], bounds[1:]):
-            for name in names:
-                view = self.flat[name][lo:hi].reshape(p.data.shape)
-                view[...] = state[name]  # keep the values the parameter already has
-                state[name] = view
-                self.views[name].append(view)
-        self.grad = np.empty(total, dtype)
-        self.params_buffer = np.empty(total, dtype)
-        self.scratch = np.empty(total, dtype)
-        self.scratch_views = [self.scratch[lo:hi].reshape(p.data.shape)
-                              for p, lo, hi in zip(params, bounds[:-1], bounds[1:])]
-
-    def holds(self, params: list[Parameter], states: list[dict], amsgrad: bool) -> bool:
-        """True while the same parameters are active and their state still lives here."""
-        if amsgrad != self.amsgrad or len(params) != len(self.params):
-            return False
-        if any(p is not q for p, q in zip(params, self.params)):
-            return False
-        return all(state[name] is views[i]
-                   for name, views in self.views.items() for i, state in enumerate(states))
-
-    def gather_grads(self, params: list[Parameter]) -> np.ndarray:
-        return np.concatenate([p.grad.ravel() for p in params], out=self.grad)
-
-    def gather_params(self, params: list[Parameter]) -> np.ndarray:
-        return np.concatenate([p.data.ravel() for p in params], out=self.params_buffer)
 
 
 class AdamW(Adam):

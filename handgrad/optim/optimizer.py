@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
+from ._flat import FlatBucket
 
 
 class Optimizer:
@@ -59,6 +60,8 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._scratch_flat: dict[np.dtype, np.ndarray] = {}
         self._scratch_views: dict[tuple, tuple[np.ndarray, ...]] = {}
+        self._flat_buckets: dict[tuple, FlatBucket] = {}
+        self._live_buckets: set[tuple] = set()
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
                 "params argument given to the optimizer should be an iterable of Parameters "
@@ -129,7 +132,11 @@ class Optimizer:
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
+            self._live_buckets = set()
             self._update_group(group)
+            for key in [k for k in self._flat_buckets
+                        if k[0] == id(group) and k not in self._live_buckets]:
+                del self._flat_buckets[key]  # parameters that took another path this step
         return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
@@ -139,6 +146,17 @@ class Optimizer:
     def _active(group: dict[str, Any]) -> list[Parameter]:
         """The parameters of a group that step() updates (gradient present, not frozen)."""
         return [p for p in group["params"] if p.grad is not None and p.requires_grad]
+
+    def _flat_bucket(self, group: dict[str, Any], params: list[Parameter],
+                     states: list[dict], names: tuple[str, ...]) -> FlatBucket:
+        """The flat buffers (see ``_flat.py``) for these parameters of a group, built or
+        rebuilt (copying their current state in) when the set of parameters changes."""
+        key = (id(group), params[0].data.dtype, id(params[0]))
+        bucket = self._flat_buckets.get(key)
+        if bucket is None or not bucket.holds(params, states, names):
+            bucket = self._flat_buckets[key] = FlatBucket(params, states, names)
+        self._live_buckets.add(key)
+        return bucket
 
     def _scratch(self, data: np.ndarray, count: int = 2) -> tuple[np.ndarray, ...]:
         """``count`` scratch arrays shaped like ``data``, reused across steps (not state)."""
@@ -236,6 +254,7 @@ class Optimizer:
             new_state[p] = self._load_param_state(p, key, values)
         self.param_groups = new_groups
         self.state = new_state
+        self._flat_buckets.clear()  # the loaded arrays replace the flat buffers' views
 
     def _load_param_state(self, p: Parameter, key: Any, values: dict) -> dict[str, Any]:
         name = type(self).__name__

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..parameter import Parameter
+from . import _flat
 from .optimizer import Optimizer, _check_nonnegative
 
 
@@ -34,6 +35,10 @@ class SGD(Optimizer):
         maximize: maximize the objective instead of minimizing it.
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0).
+
+    Speed: updates are in place (two reusable scratch arrays). With momentum, tensors of at
+    most ``_flat.FLAT_MAX_SIZE`` elements keep their buffers in one flat array (``state[p]``
+    holds views) and are updated together, bit-identically to the per-tensor loop.
     """
 
     _state_keys = ("momentum_buffer",)
@@ -56,39 +61,92 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']})")
 
     def _update_group(self, group: dict) -> None:
-        # Python floats keep float32 arrays float32 (NumPy scalars would promote them).
-        lr = float(group["lr"])
-        momentum = float(group["momentum"])
-        dampening = float(group["dampening"])
-        weight_decay = float(group["weight_decay"])
-        nesterov = bool(group["nesterov"])
-        maximize = bool(group["maximize"])
+        hp = _Hyper(group)
+        batches: dict[np.dtype, list[Parameter]] = {}
         for p in self._active(group):
-            grad = p.grad
-            a, b = self._scratch(p.data)
-            if weight_decay != 0:
-                np.multiply(p.data, weight_decay, out=a)
-                if maximize:
-                    a -= grad
-                else:
-                    a += grad
-                grad = a
-            elif maximize:
-                grad = np.negative(grad, out=a)
-            if momentum != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    state["momentum_buffer"] = buf = grad.copy()
-                else:
-                    buf *= momentum
-                    if dampening == 0:
-                        buf += grad
-                    else:
-                        buf += np.multiply(grad, 1.0 - dampening, out=b)
-                if nesterov:
-                    np.multiply(buf, momentum, out=b)
-                    grad = np.add(grad, b, out=b)
-                else:
-                    grad = buf
-            p.data += np.multiply(grad, -lr, out=b)
+            state = self.state.get(p)
+            # the flat path needs existing momentum buffers (the first step copies the grad)
+            if (hp.momentum != 0 and p.data.size <= _flat.FLAT_MAX_SIZE and state is not None
+                    and state.get("momentum_buffer") is not None):
+                batches.setdefault(p.data.dtype, []).append(p)
+            else:
+                self._update_tensor(p, hp)
+        for params in batches.values():
+            if len(params) == 1:
+                self._update_tensor(params[0], hp)
+            else:
+                self._update_flat(params, hp, group)
+
+    def _update_tensor(self, p: Parameter, hp: _Hyper) -> None:
+        """The plain path: one parameter at a time, two reusable scratch arrays."""
+        a, b = self._scratch(p.data)
+        grad = p.grad
+        if hp.weight_decay != 0:
+            np.multiply(p.data, hp.weight_decay, out=a)
+            if hp.maximize:
+                a -= grad
+            else:
+                a += grad
+            grad = a
+        elif hp.maximize:
+            grad = np.negative(grad, out=a)
+        if hp.momentum != 0:
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                state["momentum_buffer"] = buf = grad.copy()
+            else:
+                _momentum_kernel(buf, grad, b, hp)
+            grad = _direction(buf, grad, b, hp)
+        p.data += np.multiply(grad, -hp.lr, out=b)
+
+    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
+        """Many small tensors at once (see ``_flat.py``): bit-identical to the plain path."""
+        states = [self.state[p] for p in params]
+        bucket = self._flat_bucket(group, params, states, ("momentum_buffer",))
+        grad = bucket.gather_grads(params)
+        if hp.weight_decay != 0:
+            a = bucket.gather_params(params)
+            a *= hp.weight_decay
+            if hp.maximize:
+                a -= grad
+            else:
+                a += grad
+            grad = a
+        elif hp.maximize:
+            np.negative(grad, out=grad)
+        b = bucket.scratch
+        buf = bucket.flat["momentum_buffer"]
+        _momentum_kernel(buf, grad, b, hp)
+        np.multiply(_direction(buf, grad, b, hp), -hp.lr, out=b)
+        for p, update in zip(params, bucket.scratch_views):
+            p.data += update
+
+
+class _Hyper:
+    """A group's hyperparameters as Python floats (NumPy scalars would upcast float32)."""
+
+    def __init__(self, group: dict):
+        self.lr = float(group["lr"])
+        self.momentum = float(group["momentum"])
+        self.dampening = float(group["dampening"])
+        self.weight_decay = float(group["weight_decay"])
+        self.nesterov = bool(group["nesterov"])
+        self.maximize = bool(group["maximize"])
+
+
+def _momentum_kernel(buf: np.ndarray, grad: np.ndarray, b: np.ndarray, hp: _Hyper) -> None:
+    """buf <- momentum * buf + (1 - dampening) * grad, in place (``b`` is scratch)."""
+    buf *= hp.momentum
+    if hp.dampening == 0:
+        buf += grad
+    else:
+        buf += np.multiply(grad, 1.0 - hp.dampening, out=b)
+
+
+def _direction(buf: np.ndarray, grad: np.ndarray, b: np.ndarray, hp: _Hyper) -> np.ndarray:
+    """The step direction: grad + momentum * buf (Nesterov, written into ``b``) or buf."""
+    if hp.nesterov:
+        np.multiply(buf, hp.momentum, out=b)
+        return np.add(grad, b, out=b)
+    return buf

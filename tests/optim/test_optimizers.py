@@ -299,18 +299,21 @@ def test_works_with_a_real_model():
 
 
 @pytest.mark.parametrize("cls,kwargs", [
+    (SGD, dict(lr=0.01, momentum=0.9)),
+    (SGD, dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
+    (SGD, dict(lr=0.01, momentum=0.5, dampening=0.2, weight_decay=0.1)),
     (Adam, dict(lr=0.01)),
     (Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True)),
     (AdamW, dict(lr=0.01, weight_decay=0.1)),
     (AdamW, dict(lr=0.0)),
 ])
-def test_adam_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
+def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     """Small tensors share flat buffers; the result must be bit-identical to the plain loop,
     also when the set of parameters with gradients changes and across a state-dict load."""
-    import handgrad.optim.adam as adam_module
+    import handgrad.optim._flat as flat_module
 
     def run(flat_max):
-        monkeypatch.setattr(adam_module, "FLAT_MAX_SIZE", flat_max)
+        monkeypatch.setattr(flat_module, "FLAT_MAX_SIZE", flat_max)
         params = make_params(np.float32) + make_params(np.float64, seed=5)[:1]
         opt = cls(params, **kwargs)
         for step in range(7):
