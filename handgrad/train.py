@@ -447,15 +447,23 @@ class FitRun:
                 f"fit: {source} is not a training checkpoint written by ModelCheckpoint "
                 f"(expected kind '{CHECKPOINT_KIND}', got {kind!r})"
             )
+        before = self.model.state_dict()
         try:
             self.model.load_state_dict(state["model"])
         except ValueError as error:
             raise CheckpointMismatchError(
                 f"fit: {source} was saved from a different architecture: {error}"
             ) from None
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler"):
-            self.scheduler.load_state_dict(state["scheduler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler"):
+                self.scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError, TypeError) as error:
+            self.model.load_state_dict(before)  # leave the model as it was
+            raise CheckpointMismatchError(
+                f"fit: {source} holds optimizer/scheduler state that does not fit this run "
+                f"(build the same optimizer and scheduler as the saved run): {error}"
+            ) from None
         self.history = History.from_json(state["history"])
         generators = self.generators()
         rng_states = json.loads(state["rng"])
@@ -472,7 +480,6 @@ class FitRun:
             if str(i) in callback_states and callback_states[str(i)]:
                 cb.load_state_dict(callback_states[str(i)])
         self.epoch = self.start_epoch = int(state["epoch"])
-
 
     # ------------------------------------------------------------------ one epoch
     def configure(self, *, accumulate: int, clip_grad_norm: float | None,

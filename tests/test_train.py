@@ -404,3 +404,17 @@ def test_resumed_early_stopping_stops_at_the_same_epoch(tmp_path):
     run(2)
     resumed, stopper = run(10, resume=tmp_path / "last.npz")
     assert stopper.stopped_epoch == 3 and resumed.epoch == [1, 2, 3]
+
+
+def test_resume_with_another_optimizer_is_refused_and_leaves_the_model(tmp_path):
+    x, y = blobs(16)
+    model = small_mlp()
+    fit(model, CrossEntropyLoss(), Adam(model.parameters()), (x, y), batch_size=8,
+        callbacks=[ModelCheckpoint(tmp_path, monitor="loss")], progress=False)
+    other = small_mlp(seed=5)
+    before = other.state_dict()
+    with pytest.raises(CheckpointMismatchError, match="optimizer/scheduler state"):
+        fit(other, CrossEntropyLoss(), SGD(other.parameters(), lr=0.1, momentum=0.9), (x, y),
+            batch_size=8, epochs=2, progress=False, resume_from=tmp_path / "last.npz")
+    for key, value in other.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
