@@ -22,6 +22,14 @@ from handgrad.models import (
 )
 from tests.helpers import check_layer_contract
 
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """These models are tiny: one BLAS thread is fastest and avoids contention on a busy CPU."""
+    with threadpool_limits(1):
+        yield
+
+
 # ---------------------------------------------------------------------- torch twins
 # The same architectures written with torch.nn under the same module names (used here for
 # the state-dict comparison and by test_cnn_models_parity.py).
@@ -244,14 +252,12 @@ def test_overfits_one_small_batch(make, shape, steps):
     criterion = CrossEntropyLoss()
     velocity = [np.zeros_like(p.data) for p in model.parameters()]
     first = criterion(model(x), target)
-    # Tiny matrices: one BLAS thread avoids thread contention on a busy machine.
-    with threadpool_limits(1):
-        for _ in range(steps):  # SGD with momentum 0.9, written out
-            loss = criterion(model(x), target)
-            model.zero_grad()
-            model.backward(criterion.backward())
-            for p, v in zip(model.parameters(), velocity):
-                v *= 0.9
-                v += p.grad
-                p.data -= 0.02 * v
+    for _ in range(steps):  # SGD with momentum 0.9, written out
+        loss = criterion(model(x), target)
+        model.zero_grad()
+        model.backward(criterion.backward())
+        for p, v in zip(model.parameters(), velocity):
+            v *= 0.9
+            v += p.grad
+            p.data -= 0.02 * v
     assert loss < 0.05 < first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from handgrad.models import BasicBlock, digits_cnn, lenet5, resnet20
 from tests.models.test_cnn_models import (
@@ -20,6 +21,16 @@ from tests.models.test_cnn_models import (
 torch = pytest.importorskip("torch")
 
 RTOL, ATOL = 1e-6, 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny batches: one thread in both frameworks is fastest and avoids contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
 
 
 def _randomise_batchnorm(model, rng):
