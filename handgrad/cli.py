@@ -61,8 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a model (default: the small CNN on the 8x8 digits)",
         description="Train a model and report its test accuracy. Without options: the small "
-                    "CNN on scikit-learn's 8x8 digits, a held-out 20%% test split.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                    "CNN on scikit-learn's 8x8 digits, a held-out 20% test split.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="defaults per model (epochs, batch size, optimizer, lr, scheduler):\n" + "\n".join(
+            f"  {name:9s} {d['epochs']:3d} epochs, batch {d['batch_size']:3d}, "
+            f"{d['optimizer']:5s} lr {d['lr']:g}, {d['scheduler']}"
+            + (f", weight decay {d['weight_decay']:g}" if d["weight_decay"] else "")
+            + f"; dataset {DEFAULT_DATASET[name]}"
+            for name, d in DEFAULTS.items()),
     )
     train.add_argument("--model", choices=MODELS, default="cnn",
                        help="mlp flattens images; lenet5 needs 28x28 (8x8 digits are upscaled "
@@ -80,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, default=None, help="learning rate")
     train.add_argument("--scheduler", choices=SCHEDULERS, default=None)
     train.add_argument("--val-fraction", type=float, default=0.1,
-                       help="share of the training data held out for validation (0: none)")
-    train.add_argument("--seed", type=int, default=0)
+                       help="share of the training data held out for validation "
+                            "(default 0.1; 0: none)")
+    train.add_argument("--seed", type=int, default=0, help="seed of every random draw (0)")
     train.add_argument("--checkpoint-dir", default=None,
                        help="write best.npz and last.npz (full training state) here")
     train.add_argument("--resume", default=None,
