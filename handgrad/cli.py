@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train", help="train a model (default: the small CNN on the 8x8 digits)",
-        description="Train a model and report its test accuracy. Without options: the small "
+        description="Train a model and report its test accuracy. Without options: the small\n"
                     "CNN on scikit-learn's 8x8 digits, a held-out 20% test split.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="defaults per model (epochs, batch size, optimizer, lr, scheduler):\n" + "\n".join(
