@@ -193,15 +193,16 @@ class _BatchNorm(Layer):
     def _update_running_stats(self, mean: NDArray, var: NDArray, m: int) -> None:
         # PyTorch: running = (1 - momentum) * running + momentum * batch statistic, with the
         # unbiased variance var * m / (m - 1); momentum=None gives the cumulative average.
-        self.num_batches_tracked += 1
-        if self.momentum is None:
-            factor = 1.0 / float(self.num_batches_tracked)
-        else:
-            factor = self.momentum
-        self.running_mean *= 1.0 - factor
-        self.running_mean += factor * mean
-        self.running_var *= 1.0 - factor
-        self.running_var += (factor * m / (m - 1)) * var
+        # In place on the buffer arrays (no attribute assignment through Layer.__setattr__).
+        buffers = self._buffers
+        running_mean, running_var = buffers["running_mean"], buffers["running_var"]
+        count = buffers["num_batches_tracked"]
+        count += 1
+        factor = 1.0 / float(count) if self.momentum is None else self.momentum
+        running_mean *= 1.0 - factor
+        running_mean += factor * mean
+        running_var *= 1.0 - factor
+        running_var += (factor * m / (m - 1)) * var
 
     def _forward_running_stats(self, x3: NDArray):
         # y = x * scale + shift with scale = w / sqrt(running_var + eps),
