@@ -100,3 +100,16 @@ def test_bad_arguments():
         CharLM(10, cell="rnn")
     with pytest.raises(ValueError, match=r"ids of shape \(N, T\)"):
         CharLM(10)(np.zeros((1, 2, 3), np.int64))
+
+
+def test_charlm_state_carries_over_chunks_and_unigram_entropy():
+    model = CharLM(6, embedding_dim=4, hidden_size=5, cell="gru", rng=9)
+    ids = np.random.default_rng(10).integers(0, 6, size=(3, 10))
+    whole = model(ids)
+    first = model(ids[:, :4])
+    rest = model(ids[:, 4:], model.final_state)
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, rtol=1e-5,
+                               atol=1e-6)
+    assert model(ids[0]).shape == (10, 6)  # unbatched ids (T,)
+    assert unigram_entropy(np.array([0, 1, 0, 1])) == pytest.approx(np.log(2))
+    assert unigram_entropy(np.zeros(5, np.int64)) == 0
