@@ -37,6 +37,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .callbacks import Callback
+from .diagnose import _non_finite, find_non_finite
+from .history import (
+    History,
+    _loss_weight,
+    _metric_name,
+    _MetricAccumulator,
+    _num_samples,
+    accuracy_counts,
+)
 from .layer import Layer
 from .random import default_generator, resolve_rng
 
@@ -46,74 +55,6 @@ CHECKPOINT_KIND = "handgrad.fit"
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint that does not fit the run being resumed (other architecture or setup)."""
-
-
-# ---------------------------------------------------------------------------- history
-class History:
-    """What ``fit`` measured, one entry per epoch.
-
-    Attributes:
-        history: dict of lists, as in Keras: ``loss``, one list per metric (``accuracy``),
-            ``val_loss`` and ``val_<metric>`` when there is validation data, ``lr`` (the
-            learning rate the epoch started with) and ``time`` (seconds).
-        epoch: the epoch numbers (1-based).
-        grad_norms: layer name -> list of per-epoch gradient norms (the L2 norm of all the
-            layer's own parameter gradients at each optimizer step, averaged over the
-            epoch, before clipping).
-        layer_types: layer name -> class name (``'Conv2d'``), for plot legends.
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.grad_norms: dict[str, list[float]] = {}
-        self.layer_types: dict[str, str] = {}
-
-    def append(self, epoch: int, logs: dict[str, float],
-               grad_norms: dict[str, float] | None = None) -> None:
-        n = len(self.epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, [math.nan] * n).append(float(value))
-        for key, values in self.history.items():
-            if key not in logs:
-                values.append(math.nan)
-        for name, value in (grad_norms or {}).items():
-            self.grad_norms.setdefault(name, [math.nan] * n).append(float(value))
-        for values in self.grad_norms.values():
-            if len(values) == n:
-                values.append(math.nan)
-        self.epoch.append(int(epoch))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.history
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def last(self) -> dict[str, float]:
-        """The last epoch's numbers."""
-        return {key: values[-1] for key, values in self.history.items()} if self.epoch else {}
-
-    def to_json(self) -> str:
-        return json.dumps({"epoch": self.epoch, "history": self.history,
-                           "grad_norms": self.grad_norms, "layer_types": self.layer_types})
-
-    @classmethod
-    def from_json(cls, text: str) -> History:
-        data = json.loads(text)
-        history = cls()
-        history.epoch = [int(e) for e in data["epoch"]]
-        history.history = {k: [float(v) for v in vs] for k, vs in data["history"].items()}
-        history.grad_norms = {k: [float(v) for v in vs] for k, vs in data["grad_norms"].items()}
-        history.layer_types = dict(data.get("layer_types", {}))
-        return history
-
-    def __repr__(self) -> str:
-        keys = ", ".join(self.history)
-        return f"History(epochs={len(self.epoch)}, keys=[{keys}])"
 
 
 # ---------------------------------------------------------------------------- batches
@@ -186,185 +127,6 @@ def _unpack(batch: Any, what: str) -> tuple[Any, Any]:
         f"fit: expected every {what} batch to be a pair (x, y), got {type(batch).__name__}"
         + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
     )
-
-
-def _num_samples(x: Any) -> int:
-    return int(np.shape(x)[0]) if np.ndim(x) else 1
-
-
-def _loss_weight(y: Any) -> int:
-    """How many elements a mean-reduced loss averages over (up to a constant per problem)."""
-    return int(np.size(y)) if isinstance(y, np.ndarray) else 1
-
-
-# ---------------------------------------------------------------------------- metrics
-def accuracy_counts(pred: NDArray, target: NDArray) -> tuple[int, int] | None:
-    """(correct, total) for classification outputs, or None when ``pred`` is not that.
-
-    Integer targets are class indices: the class axis of ``pred`` is the last one when
-    ``pred.shape[:-1] == target.shape`` (e.g. (N, C) or (N, T, C)), else axis 1 ((N, C, d1, ...)).
-    Float targets of ``pred``'s shape with a single output are binary labels against logits
-    (``pred > 0``); float targets of ``pred``'s shape otherwise are one-hot or probabilities.
-    """
-    pred = np.asarray(pred)
-    target = np.asarray(target)
-    if np.issubdtype(target.dtype, np.integer) and pred.ndim == target.ndim + 1:
-        if pred.shape[:-1] == target.shape:
-            guess = pred.argmax(axis=-1)
-        elif pred.shape[:1] + pred.shape[2:] == target.shape:
-            guess = pred.argmax(axis=1)
-        else:
-            return None
-        return int(np.count_nonzero(guess == target)), int(target.size)
-    if pred.shape == target.shape and pred.ndim >= 1:
-        if pred.ndim == 1 or pred.shape[-1] == 1:
-            return int(np.count_nonzero((pred > 0) == (target > 0.5))), int(target.size)
-        guess, truth = pred.argmax(axis=-1), target.argmax(axis=-1)
-        return int(np.count_nonzero(guess == truth)), int(truth.size)
-    return None
-
-
-class _MetricAccumulator:
-    """Running sample-weighted means of the loss and the metrics over one pass."""
-
-    def __init__(self, metrics: Sequence[str | Callable]):
-        self.metrics = list(metrics)
-        self.names = [_metric_name(m) for m in self.metrics]
-        self.loss_sum = 0.0
-        self.loss_weight = 0
-        self.sums = dict.fromkeys(self.names, 0.0)
-        self.counts = dict.fromkeys(self.names, 0)
-        self.samples = 0
-
-    def update(self, pred: NDArray, y: Any, loss: float | None, n: int) -> None:
-        self.samples += n
-        if loss is not None:
-            w = _loss_weight(y)
-            self.loss_sum += loss * w
-            self.loss_weight += w
-        for metric, name in zip(self.metrics, self.names):
-            if metric == "accuracy":
-                counts = accuracy_counts(pred, y)
-                if counts is not None:
-                    self.sums[name] += counts[0]
-                    self.counts[name] += counts[1]
-            else:
-                self.sums[name] += float(metric(pred, y)) * n
-                self.counts[name] += n
-
-    def result(self, prefix: str = "") -> dict[str, float]:
-        out = {}
-        if self.loss_weight:
-            out[prefix + "loss"] = self.loss_sum / self.loss_weight
-        for name in self.names:
-            if self.counts[name]:
-                out[prefix + name] = self.sums[name] / self.counts[name]
-        return out
-
-
-def _metric_name(metric: str | Callable) -> str:
-    if isinstance(metric, str):
-        if metric not in ("accuracy", "acc"):
-            raise ValueError(
-                f"fit: unknown metric {metric!r}; use 'accuracy' or a function "
-                f"f(pred, target) -> float"
-            )
-        return "accuracy"
-    if callable(metric):
-        return getattr(metric, "__name__", type(metric).__name__)
-    raise TypeError(f"fit: expected a metric name or function, got {type(metric).__name__}")
-
-
-# ---------------------------------------------------------------------------- diagnosis
-def _non_finite(value: Any) -> bool:
-    if isinstance(value, (tuple, list)):
-        return any(_non_finite(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all()
-    if isinstance(value, (float, np.floating)):
-        return not math.isfinite(value)
-    return False
-
-
-def _describe(name: str, module: Layer) -> str:
-    label = f"'{name}' " if name else "(the model itself) "
-    return f"layer {label}{module.describe()}"
-
-
-def _traced_pass(model: Layer, loss_fn: Any, x: Any, y: Any, found: list[str]) -> str | None:
-    model.zero_grad()
-    pred = model(x)
-    if found:
-        return found[0]
-    loss = loss_fn(pred, y)
-    if _non_finite(loss):
-        return (f"the loss {loss_fn.describe()} is {loss} for finite predictions (check "
-                f"the targets and the loss's input range)")
-    grad = loss_fn.backward()
-    if _non_finite(grad):
-        return f"the gradient returned by the loss {loss_fn.describe()}"
-    model.backward(grad)
-    return found[0] if found else None
-
-
-def find_non_finite(model: Layer, loss_fn: Any, x: Any, y: Any) -> str:
-    """Re-run one batch with every layer traced; describe where values first go non-finite.
-
-    Checks, in order: the parameters, the input batch, each layer's output in the order the
-    layers finish their forward (so the innermost, earliest layer is found first), the loss,
-    then each layer's input gradient and parameter gradients in backward order. The model's
-    parameter gradients are overwritten by this pass. Each traced ``forward``/``backward`` is
-    a wrapper stored on the layer instance for this one pass and removed afterwards.
-    """
-    for name, param in model.named_parameters():
-        if _non_finite(param.data):
-            return (f"parameter '{name}' holds non-finite values before the batch "
-                    f"(an earlier optimizer step diverged, or it was set so)")
-    if _non_finite(x):
-        return "the input batch itself contains NaN or infinite values"
-
-    found: list[str] = []
-    modules = list(model.named_modules())
-
-    def traced_forward(name: str, module: Layer, forward: Callable) -> Callable:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            out = forward(*args, **kwargs)
-            if not found and _non_finite(out):
-                found.append(f"the output of {_describe(name, module)} (its input was finite)")
-            return out
-        return run
-
-    def traced_backward(name: str, module: Layer, backward: Callable) -> Callable:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            grad = backward(*args, **kwargs)
-            if not found:
-                for pname, param in module.named_parameters(recurse=False):
-                    if param.grad is not None and _non_finite(param.grad):
-                        where = f"{name}.{pname}" if name else pname
-                        found.append(f"the gradient of parameter '{where}' in backward of "
-                                     f"{_describe(name, module)}")
-                        break
-            if not found and _non_finite(grad):
-                found.append(f"the input gradient returned by backward of "
-                             f"{_describe(name, module)} (its upstream gradient was finite)")
-            return grad
-        return run
-
-    for name, module in modules:
-        object.__setattr__(module, "forward", traced_forward(name, module, module.forward))
-        object.__setattr__(module, "backward", traced_backward(name, module, module.backward))
-    try:
-        with np.errstate(all="ignore"):
-            message = _traced_pass(model, loss_fn, x, y, found)
-    except Exception as error:  # the diagnosis must not hide the original problem
-        return f"(the diagnostic re-run itself failed: {type(error).__name__}: {error})"
-    finally:
-        for _, module in modules:
-            module.__dict__.pop("forward", None)
-            module.__dict__.pop("backward", None)
-    if message is not None:
-        return message
-    return "no layer produced a non-finite value when the batch was re-run"
 
 
 # ---------------------------------------------------------------------------- random state
@@ -770,12 +532,6 @@ def fit(
 
 
 # ---------------------------------------------------------------------------- evaluate
-def _eval_batches(data: Any, batch_size: int, what: str) -> Iterable:
-    if isinstance(data, np.ndarray):
-        return ArrayBatches(data, np.zeros(len(data)), batch_size)
-    return _as_batches(data, batch_size, False, None, what)
-
-
 def evaluate(model: Layer, data: Any, loss_fn: Any = None,
              metrics: Sequence[str | Callable] = ("accuracy",), *, batch_size: int = 256,
              prefix: str = "") -> dict[str, float]:
