@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from handgrad import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, numerical_gradient
 from tests.helpers import check_layer_contract
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny shapes: one BLAS thread is fastest and avoids contention on a busy CPU."""
+    with threadpool_limits(1):
+        yield
+
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}

@@ -6,10 +6,22 @@ import itertools
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from handgrad import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny shapes: one thread in both frameworks is fastest and avoids contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
 
 PAIRS = {"rnn": (RNN, "RNN"), "lstm": (LSTM, "LSTM"), "gru": (GRU, "GRU")}
 TOL = {"rtol": 1e-6, "atol": 1e-10}

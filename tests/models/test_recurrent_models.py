@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from handgrad import numerical_gradient
 from handgrad.data import CharVocab
 from handgrad.losses import CrossEntropyLoss
 from handgrad.models import CharLM, SequenceClassifier, train_charlm, unigram_entropy
 from handgrad.optim import Adam
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny shapes: one BLAS thread is fastest and avoids contention on a busy CPU."""
+    with threadpool_limits(1):
+        yield
+
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 30
 
