@@ -197,3 +197,26 @@ def test_mlp_training_matches_torch(name, kwargs, schedule):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=RTOL, atol=ATOL,
                                        err_msg=f"step {step}: {pname}")
         assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr(), rel=RTOL)
+
+
+@given(
+    lr=st.floats(1e-4, 0.05), alpha=st.floats(0.5, 0.999), eps=st.sampled_from([1e-8, 1e-4]),
+    weight_decay=st.sampled_from([0.0, 0.05]), momentum=st.sampled_from([0.0, 0.7]),
+    centered=st.booleans(), maximize=st.booleans(),
+)
+def test_rmsprop_random_hyperparameters(lr, alpha, eps, weight_decay, momentum, centered,
+                                        maximize):
+    run_pair("RMSprop", dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                             momentum=momentum, centered=centered, maximize=maximize), steps=10)
+
+
+@given(
+    lr=st.floats(1e-4, 0.5), lr_decay=st.sampled_from([0.0, 0.1]),
+    weight_decay=st.sampled_from([0.0, 0.05]),
+    initial_accumulator_value=st.sampled_from([0.0, 0.5]), maximize=st.booleans(),
+)
+def test_adagrad_random_hyperparameters(lr, lr_decay, weight_decay, initial_accumulator_value,
+                                        maximize):
+    run_pair("Adagrad", dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                             initial_accumulator_value=initial_accumulator_value,
+                             maximize=maximize), steps=10)
