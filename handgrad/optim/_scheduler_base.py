@@ -114,7 +114,7 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
 def _check_schedulers(owner: str, optimizer: Optimizer | None,
                       schedulers: Sequence[LRScheduler]) -> Optimizer:
     """Shared checks of SequentialLR and ChainedScheduler; returns the common optimizer."""
-    from .lr_scheduler import ReduceLROnPlateau
+    from ._plateau import ReduceLROnPlateau
 
     if len(schedulers) < 1:
         raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler.")
