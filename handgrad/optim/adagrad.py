@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..parameter import Parameter
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _batch_by_step, _check_nonnegative, _effective_grad
 
 
 class Adagrad(Optimizer):
@@ -69,25 +69,37 @@ class Adagrad(Optimizer):
         eps = float(group["eps"])
         weight_decay = float(group["weight_decay"])
         maximize = bool(group["maximize"])
-        for p in self._active(group):
-            state = self.state.get(p) or self._init_state(p, group)
+        params = self._active(group)
+        states = [self.state.get(p) or self._init_state(p, group) for p in params]
+        large, batches = _batch_by_step(params, states)
+        for p in large:
+            state = self.state[p]
             step = state["step"] = state["step"] + 1.0
             a, b = self._scratch(p.data)
-            grad = p.grad
-            if weight_decay != 0:
-                np.multiply(p.data, weight_decay, out=a)
-                if maximize:
-                    a -= grad
-                else:
-                    a += grad
-                grad = a
-            elif maximize:
-                grad = np.negative(grad, out=a)
+            grad = _effective_grad(p.data, p.grad, a, weight_decay, maximize)
             clr = lr / (1.0 + (step - 1.0) * lr_decay)
-            s = state["sum"]
-            s += np.multiply(grad, grad, out=b)
-            np.sqrt(s, out=b)
-            b += eps
-            np.divide(grad, b, out=b)
-            b *= -clr
+            _adagrad_kernel(grad, state["sum"], b, clr, eps)
             p.data += b
+        for batch in batches:  # many small tensors at once (see _flat.py), bit-identical
+            batch_states = [self.state[p] for p in batch]
+            bucket = self._flat_bucket(group, batch, batch_states, ("sum",))
+            step = batch_states[0]["step"] + 1.0
+            for state in batch_states:
+                state["step"] = step
+            data = bucket.gather_params(batch) if weight_decay != 0 else None
+            grad = _effective_grad(data, bucket.gather_grads(batch), bucket.params_buffer,
+                                   weight_decay, maximize)
+            clr = lr / (1.0 + (step - 1.0) * lr_decay)
+            _adagrad_kernel(grad, bucket.flat["sum"], bucket.scratch, clr, eps)
+            for p, update in zip(batch, bucket.scratch_views):
+                p.data += update
+
+
+def _adagrad_kernel(grad: np.ndarray, s: np.ndarray, b: np.ndarray, clr: float,
+                    eps: float) -> None:
+    """s <- s + g^2 in place; b <- -clr * g / (sqrt(s) + eps)."""
+    s += np.multiply(grad, grad, out=b)
+    np.sqrt(s, out=b)
+    b += eps
+    np.divide(grad, b, out=b)
+    b *= -clr

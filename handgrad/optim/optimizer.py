@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
+from . import _flat
 from ._flat import FlatBucket
 
 
@@ -282,6 +283,39 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _effective_grad(data: np.ndarray | None, grad: np.ndarray, out: np.ndarray,
+                    weight_decay: float, maximize: bool) -> np.ndarray:
+    """``(-grad if maximize else grad) + weight_decay * data`` (PyTorch's order), written
+    into ``out`` when it differs from ``grad``; ``data`` may be ``out`` itself."""
+    if weight_decay != 0:
+        np.multiply(data, weight_decay, out=out)
+        if maximize:
+            out -= grad
+        else:
+            out += grad
+        return out
+    if maximize:
+        return np.negative(grad, out=out)
+    return grad
+
+
+def _batch_by_step(params: list[Parameter], states: list[dict]) -> tuple[list, list[list]]:
+    """Split into (large tensors, batches of small tensors sharing a dtype and step count)."""
+    large, batches = [], {}
+    for p, state in zip(params, states):
+        if p.data.size <= _flat.FLAT_MAX_SIZE:
+            batches.setdefault((p.data.dtype, state["step"]), []).append(p)
+        else:
+            large.append(p)
+    flat = []
+    for batch in batches.values():
+        if len(batch) == 1:
+            large.extend(batch)
+        else:
+            flat.append(batch)
+    return large, flat
 
 
 def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:

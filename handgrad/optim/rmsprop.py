@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..parameter import Parameter
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _batch_by_step, _check_nonnegative, _effective_grad
 
 
 class RMSprop(Optimizer):
@@ -60,55 +60,85 @@ class RMSprop(Optimizer):
         _check_nonnegative(group, "alpha", "Invalid alpha value")
 
     def _update_group(self, group: dict) -> None:
-        lr = float(group["lr"])
-        alpha = float(group["alpha"])
-        eps = float(group["eps"])
-        weight_decay = float(group["weight_decay"])
-        momentum = float(group["momentum"])
-        centered = bool(group["centered"])
-        maximize = bool(group["maximize"])
-        for p in self._active(group):
-            state = self.state.get(p)
-            if state is None:
-                state = self.state[p] = {"step": 0.0, "square_avg": np.zeros_like(p.data)}
-            if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = np.zeros_like(p.data)
-            if centered and "grad_avg" not in state:
-                state["grad_avg"] = np.zeros_like(p.data)
+        hp = _Hyper(group)
+        params = self._active(group)
+        states = [self._state_of(p, hp) for p in params]
+        large, batches = _batch_by_step(params, states)
+        for p in large:
+            state = self.state[p]
             state["step"] += 1.0
             a, b = self._scratch(p.data)
-            grad = p.grad
-            if weight_decay != 0:
-                np.multiply(p.data, weight_decay, out=a)
-                if maximize:
-                    a -= grad
-                else:
-                    a += grad
-                grad = a
-            elif maximize:
-                grad = np.negative(grad, out=a)
-            v = state["square_avg"]
-            v *= alpha
-            np.multiply(grad, grad, out=b)
-            b *= 1.0 - alpha
-            v += b
-            if centered:
-                g_avg = state["grad_avg"]
-                np.subtract(grad, g_avg, out=b)
-                b *= 1.0 - alpha
-                g_avg += b
-                np.multiply(g_avg, g_avg, out=b)
-                np.subtract(v, b, out=b)
-                np.sqrt(b, out=b)
-            else:
-                np.sqrt(v, out=b)
-            b += eps
-            np.divide(grad, b, out=b)
-            if momentum > 0:
-                buf = state["momentum_buffer"]
-                buf *= momentum
-                buf += b
-                np.multiply(buf, -lr, out=b)
-            else:
-                b *= -lr
+            grad = _effective_grad(p.data, p.grad, a, hp.weight_decay, hp.maximize)
+            _rmsprop_kernel(grad, state["square_avg"], state.get("grad_avg"),
+                            state.get("momentum_buffer"), b, hp)
             p.data += b
+        for batch in batches:
+            self._update_flat(batch, hp, group)
+
+    def _state_of(self, p: Parameter, hp: _Hyper) -> dict:
+        """The parameter's state, created (zeros, step 0) at its first update."""
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {"step": 0.0, "square_avg": np.zeros_like(p.data)}
+        if hp.momentum > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = np.zeros_like(p.data)
+        if hp.centered and "grad_avg" not in state:
+            state["grad_avg"] = np.zeros_like(p.data)
+        return state
+
+    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
+        """Many small tensors at once (see ``_flat.py``): bit-identical to the plain path."""
+        states = [self.state[p] for p in params]
+        names = (("square_avg",) + (("momentum_buffer",) if hp.momentum > 0 else ())
+                 + (("grad_avg",) if hp.centered else ()))
+        bucket = self._flat_bucket(group, params, states, names)
+        step = states[0]["step"] + 1.0
+        for state in states:
+            state["step"] = step
+        data = bucket.gather_params(params) if hp.weight_decay != 0 else None
+        grad = _effective_grad(data, bucket.gather_grads(params), bucket.params_buffer,
+                               hp.weight_decay, hp.maximize)
+        flat = bucket.flat
+        _rmsprop_kernel(grad, flat["square_avg"], flat.get("grad_avg"),
+                        flat.get("momentum_buffer"), bucket.scratch, hp)
+        for p, update in zip(params, bucket.scratch_views):
+            p.data += update
+
+
+class _Hyper:
+    """A group's hyperparameters as Python floats (NumPy scalars would upcast float32)."""
+
+    def __init__(self, group: dict):
+        self.lr = float(group["lr"])
+        self.alpha = float(group["alpha"])
+        self.eps = float(group["eps"])
+        self.weight_decay = float(group["weight_decay"])
+        self.momentum = float(group["momentum"])
+        self.centered = bool(group["centered"])
+        self.maximize = bool(group["maximize"])
+
+
+def _rmsprop_kernel(grad: np.ndarray, v: np.ndarray, g_avg: np.ndarray | None,
+                    buf: np.ndarray | None, b: np.ndarray, hp: _Hyper) -> None:
+    """Update the state in place and write the amount to add to p into ``b``."""
+    v *= hp.alpha
+    np.multiply(grad, grad, out=b)
+    b *= 1.0 - hp.alpha
+    v += b
+    if hp.centered:
+        np.subtract(grad, g_avg, out=b)
+        b *= 1.0 - hp.alpha
+        g_avg += b
+        np.multiply(g_avg, g_avg, out=b)
+        np.subtract(v, b, out=b)
+        np.sqrt(b, out=b)
+    else:
+        np.sqrt(v, out=b)
+    b += hp.eps
+    np.divide(grad, b, out=b)
+    if hp.momentum > 0:
+        buf *= hp.momentum
+        buf += b
+        np.multiply(buf, -hp.lr, out=b)
+    else:
+        b *= -hp.lr

@@ -306,6 +306,9 @@ def test_works_with_a_real_model():
     (Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True)),
     (AdamW, dict(lr=0.01, weight_decay=0.1)),
     (AdamW, dict(lr=0.0)),
+    (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
+    (RMSprop, dict(lr=0.01, maximize=True)),
+    (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
 ])
 def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     """Small tensors share flat buffers; the result must be bit-identical to the plain loop,
