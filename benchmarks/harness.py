@@ -250,11 +250,20 @@ def _fmt_gf(entry) -> str:
     return f"{entry['gflops']:.1f} ({share * 100:.0f}%)" if share else f"{entry['gflops']:.1f}"
 
 
-def _fmt_ratio(entry) -> str:
+NOISY_IQR = 0.25  # (q3 - q1) / median above this on either side marks a ratio as noisy
+
+
+def _noisy(entry) -> bool:
+    return entry.get("status") == "ok" and (
+        entry["q3_ms"] - entry["q1_ms"]) > NOISY_IQR * entry["median_ms"]
+
+
+def _fmt_ratio(entry, torch_entry=None) -> str:
     if "ratio" not in entry:
         return "-"
+    flag = " !" if _noisy(entry) or _noisy(torch_entry or {}) else ""
     return (f"{entry['ratio']:.2f} ({entry['ratio_min']:.2f}-{entry['ratio_max']:.2f}) "
-            f"{entry['ratio_best']:.2f}")
+            f"{entry['ratio_best']:.2f}{flag}")
 
 
 def format_table(points, variants, markdown=False) -> str:
@@ -279,7 +288,7 @@ def format_table(points, variants, markdown=False) -> str:
             cell = _fmt_ms(entry)
             if entry.get("status") in ("missing", "error"):
                 cell = f"{entry['status']}: {entry.get('detail', '')}"[:60]
-            row += [cell, _fmt_ratio(entry)]
+            row += [cell, _fmt_ratio(entry, var.get("torch"))]
         torch_entry = var.get("torch", {})
         if "torch" in variants:
             row.append(_fmt_ms(torch_entry) if torch_entry else "-")
@@ -384,7 +393,7 @@ def parse_args(argv=None):
                    help="2 rounds of ~0.1 s, no sweeps (about a minute for everything)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
     p.add_argument("--round-time", type=float, default=None,
-                   help="seconds per framework per round (default 0.25)")
+                   help="seconds per framework per round (default 0.2)")
     p.add_argument("--warmup", type=int, default=2, help="minimum warm-up steps (default 2)")
     p.add_argument("--max-steps", type=int, default=400, help="cap on steps per round")
     p.add_argument("--pause", type=float, default=0.1,
@@ -407,7 +416,7 @@ def parse_args(argv=None):
     if opts.rounds is None:
         opts.rounds = 2 if opts.quick else 3
     if opts.round_time is None:
-        opts.round_time = 0.1 if opts.quick else 0.25
+        opts.round_time = 0.1 if opts.quick else 0.2
     if opts.quick:
         opts.sweep = False
     return opts
@@ -475,6 +484,9 @@ def main(argv=None) -> int:
     csv_path = opts.csv or opts.out_dir / f"bench-{stamp}.csv"
     write_results({"info": info, "points": points}, json_path, csv_path)
     print(f"\npeak% uses the best float32 matmul peak of the run: {peak:.0f} GFLOP/s")
+    if any(_noisy(e) for p in points if p["kind"] == "main" for e in p["variants"].values()):
+        print(f"!: noisy (interquartile range > {NOISY_IQR:.0%} of the median; the CPU was "
+              f"busy with other work); re-run, or compare with --threads 1")
     print(f"ratio = handgrad / PyTorch median step time (< 1: handgrad faster), "
           f"(rounds) = range of per-round ratios, best = ratio of the fastest steps. "
           f"{info['elapsed_s']:.0f} s. Results: {json_path}, {csv_path}")
