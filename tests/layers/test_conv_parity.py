@@ -49,6 +49,8 @@ CONV_CONFIGS = [
     (16, 32, 1, dict(stride=2, bias=False), 8, 8),  # ResNet projection shortcut
     (1, 6, 5, dict(padding=2), 12, 12),  # LeNet's first conv
     (3, 4, 2, dict(stride=3), 10, 11),  # size not divisible by the stride
+    (4, 2, 1, dict(padding=1), 5, 6),  # padding beyond the kernel: col2im fallback
+    (8, 8, 3, dict(padding=(0, 1)), 6, 7),  # stride 1, out <= in: correlation gradient
 ]
 
 
