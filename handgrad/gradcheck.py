@@ -44,7 +44,9 @@ def numerical_gradient(f: Callable[[NDArray], float], x: NDArray, eps: float = 1
     grad = np.zeros(x.shape, dtype=np.float64)
     flat = x.reshape(-1)  # a view when x is contiguous
     if not np.shares_memory(flat, x) and x.size > 0:
-        raise ValueError("numerical_gradient: x must be a contiguous array (it is perturbed in place)")
+        raise ValueError(
+            "numerical_gradient: x must be a contiguous array (it is perturbed in place)"
+        )
     for i in range(flat.size):
         original = flat[i]
         flat[i] = original + eps
@@ -176,7 +178,9 @@ def gradcheck(
         raise TypeError(f"gradcheck: expected a Layer, got {type(layer).__name__}")
     x64 = np.array(x, dtype=np.float64, copy=True)
     if not np.issubdtype(np.asarray(x).dtype, np.floating):
-        raise TypeError(f"gradcheck: expected a floating-point input, got dtype {np.asarray(x).dtype}")
+        raise TypeError(
+            f"gradcheck: expected a floating-point input, got dtype {np.asarray(x).dtype}"
+        )
     model = copy.deepcopy(layer).double()
     if not model.training:
         model.eval(backward=True)
@@ -202,7 +206,9 @@ def gradcheck(
             )
     model.zero_grad()
     analytic_x = model.backward(float(g) if scalar else g)
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad] if check_params else []
+    params = (
+        [(n, p) for n, p in model.named_parameters() if p.requires_grad] if check_params else []
+    )
     analytic = [("input", analytic_x)] + [
         (n, p.grad if p.grad is not None else np.zeros_like(p.data)) for n, p in params
     ]

@@ -9,7 +9,6 @@ parameter's own dtype.
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,7 +16,7 @@ from numpy.typing import NDArray
 from .parameter import Parameter
 from .random import resolve_rng
 
-Tensor = Union[Parameter, NDArray]
+Tensor = Parameter | NDArray
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",

@@ -137,7 +137,9 @@ class Layer:
                     "the last forward ran in eval mode, which caches nothing; use "
                     "layer.train() or layer.eval(backward=True) to backpropagate"
                 )
-            raise RuntimeError(f"{self.describe()}: backward called with no forward cached ({hint})")
+            raise RuntimeError(
+                f"{self.describe()}: backward called with no forward cached ({hint})"
+            )
         return cache
 
     # ------------------------------------------------------------------ traversal

@@ -46,7 +46,10 @@ def check_layer_contract(make_layer, x, *args, grad_out=None, rng=None):
 
     y = layer(x, *args)
     assert np.asarray(y).dtype == np.asarray(x).dtype, "output dtype differs from input dtype"
-    g = rng.standard_normal(np.shape(y)).astype(np.asarray(x).dtype) if grad_out is None else grad_out
+    if grad_out is None:
+        g = rng.standard_normal(np.shape(y)).astype(np.asarray(x).dtype)
+    else:
+        g = grad_out
     layer.zero_grad()
     gx1 = layer.backward(g)
     first = {n: p.grad.copy() for n, p in layer.named_parameters() if p.grad is not None}
