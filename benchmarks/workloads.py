@@ -128,6 +128,8 @@ def _hg_classifier_step(model, x, target, train: bool):
         model.eval()
         return lambda: model(x)
     loss, opt = hg_cross_entropy(), hg_adam(model.parameters())
+    # The input is data: like the torch side (no requires_grad), no input gradient.
+    model.needs_input_grad = False
 
     def step():
         model.zero_grad()

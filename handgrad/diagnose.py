@@ -85,7 +85,7 @@ def find_non_finite(model: Layer, loss_fn: Any, x: Any, y: Any) -> str:
                         found.append(f"the gradient of parameter '{where}' in backward of "
                                      f"{_describe(name, module)}")
                         break
-            if not found and _non_finite(grad):
+            if not found and grad is not None and _non_finite(grad):
                 found.append(f"the input gradient returned by backward of "
                              f"{_describe(name, module)} (its upstream gradient was finite)")
             return grad

@@ -182,6 +182,7 @@ def gradcheck(
             f"gradcheck: expected a floating-point input, got dtype {np.asarray(x).dtype}"
         )
     model = copy.deepcopy(layer).double()
+    model.needs_input_grad = True  # the input gradient is one of the things checked
     if not model.training:
         model.eval(backward=True)
     generators = _generators(model)

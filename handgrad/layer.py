@@ -7,6 +7,10 @@ The contract (see DESIGN.md):
 * ``grad_x = layer.backward(grad_out)`` returns the gradient with respect to the input and
   *adds* the parameter gradients into ``p.grad``. Without a cached forward it raises
   ``RuntimeError``.
+* ``layer.needs_input_grad = False`` says the caller does not want that input gradient
+  (the input is data, as a tensor without ``requires_grad`` in PyTorch): layers that can
+  save work then skip it and their backward returns ``None``; parameter gradients are
+  computed as always.
 * Parameters, buffers and child layers are registered by attribute assignment, as in
   ``torch.nn.Module``, and get PyTorch's dotted names.
 """
@@ -40,6 +44,7 @@ class Layer:
         object.__setattr__(self, "_children", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_eval_backward", False)
+        object.__setattr__(self, "_needs_input_grad", True)
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -121,6 +126,28 @@ class Layer:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether ``backward`` must return the gradient with respect to the input.
+
+        True by default. Set it to False on a model whose input is data (nothing upstream
+        to train): layers that can then skip work (``Linear``, ``Conv2d`` and containers
+        holding them first) return ``None`` from backward instead of an input gradient
+        nobody reads; parameter gradients are unchanged. Containers pass the setting on:
+        a ``Sequential`` to its leading children up to and including the first one with
+        trainable parameters (later children must still propagate gradients to it).
+        ``fit`` sets it for the duration of training.
+        """
+        return self.__dict__.get("_needs_input_grad", True)
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, needed: bool) -> None:
+        self._set_needs_input_grad(bool(needed))
+
+    def _set_needs_input_grad(self, needed: bool) -> None:
+        """Record the setting; containers override this to pass it on to their children."""
+        object.__setattr__(self, "_needs_input_grad", needed)
 
     @property
     def caching(self) -> bool:

@@ -513,18 +513,25 @@ def fit(
         cb.set_run(run)
     for cb in run.callbacks:
         cb.on_train_begin({})
-    for epoch in range(run.start_epoch + 1, epochs + 1):
-        run.epoch = epoch
-        for cb in run.callbacks:
-            cb.on_epoch_begin(epoch, {})
-        logs, grad_norms = run.run_epoch(epoch)
-        run.history.append(epoch, logs, grad_norms)
-        for cb in run.callbacks:
-            cb.on_epoch_end(epoch, logs)
-        for cb in run.callbacks:
-            cb.after_epoch(epoch, logs)
-        if run.stop_training:
-            break
+    # The input batches are data: skip their gradient (the first Linear/Conv2d's input
+    # gradient is a whole extra matrix multiply), as PyTorch does for inputs.
+    needed = model.needs_input_grad
+    model.needs_input_grad = False
+    try:
+        for epoch in range(run.start_epoch + 1, epochs + 1):
+            run.epoch = epoch
+            for cb in run.callbacks:
+                cb.on_epoch_begin(epoch, {})
+            logs, grad_norms = run.run_epoch(epoch)
+            run.history.append(epoch, logs, grad_norms)
+            for cb in run.callbacks:
+                cb.on_epoch_end(epoch, logs)
+            for cb in run.callbacks:
+                cb.after_epoch(epoch, logs)
+            if run.stop_training:
+                break
+    finally:
+        model.needs_input_grad = needed
 
     for cb in run.callbacks:
         cb.on_train_end(run.history.last())

@@ -42,10 +42,22 @@ class Sequential(Layer):
             x = layer(x)
         return x
 
-    def backward(self, grad_out: NDArray) -> NDArray:
+    def backward(self, grad_out: NDArray) -> NDArray | None:
+        if not self.needs_input_grad:
+            self._set_needs_input_grad(False)  # parameters may have been (un)frozen since
         for layer in reversed(self._children.values()):
             grad_out = layer.backward(grad_out)
+            if grad_out is None:  # a leading child whose input gradient nobody needs
+                return None
         return grad_out
+
+    def _set_needs_input_grad(self, needed: bool) -> None:
+        # A child's input gradient is needed if ours is or if an earlier child trains.
+        super()._set_needs_input_grad(needed)
+        for layer in self._children.values():
+            if layer.needs_input_grad != needed:
+                layer.needs_input_grad = needed
+            needed = needed or _trains(layer)
 
     def __len__(self) -> int:
         return len(self._children)
@@ -73,6 +85,10 @@ class Sequential(Layer):
         for layer in layers:
             self.append(layer)
         return self
+
+
+def _trains(layer: Layer) -> bool:
+    return any(p.requires_grad for p in layer.parameters())
 
 
 class Residual(Layer):
@@ -107,9 +123,15 @@ class Residual(Layer):
             )
         return y + skip
 
-    def backward(self, grad_out: NDArray) -> NDArray:
+    def backward(self, grad_out: NDArray) -> NDArray | None:
         grad_x = self.body.backward(grad_out)
-        if self.shortcut is None:
-            return grad_x + grad_out
+        grad_skip = grad_out if self.shortcut is None else self.shortcut.backward(grad_out)
+        if not self.needs_input_grad:
+            return None
         # A new array: body.backward may return a view of grad_out.
-        return grad_x + self.shortcut.backward(grad_out)
+        return grad_x + grad_skip
+
+    def _set_needs_input_grad(self, needed: bool) -> None:
+        super()._set_needs_input_grad(needed)
+        for layer in self.children():
+            layer.needs_input_grad = needed

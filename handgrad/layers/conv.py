@@ -158,7 +158,7 @@ class Conv2d(Layer):
                               out=out)
             yield start, stop, cols, row
 
-    def backward(self, grad_out: NDArray) -> NDArray:
+    def backward(self, grad_out: NDArray) -> NDArray | None:
         xp, (H, W), (oh, ow) = self._saved(self._cache)
         N, C = xp.shape[:2]
         O, G = self.out_channels, self.groups
@@ -174,7 +174,8 @@ class Conv2d(Layer):
             method = "correlation" if O <= C else "col2im"
         by_correlation = (self.stride == (1, 1) and method == "correlation"
                           and self._flip_pads() is not None)
-        grad_x = np.empty((N, C, H, W), dtype=xp.dtype)
+        want_x = self.needs_input_grad
+        grad_x = np.empty((N, C, H, W), dtype=xp.dtype) if want_x else None
         # The columns are rebuilt chunk by chunk (cheap, in cache) instead of cached.
         for start, stop, cols, row in self._column_chunks(xp, (oh, ow)):
             n, L = stop - start, cols.shape[1]
@@ -188,6 +189,8 @@ class Conv2d(Layer):
                 grad_b += gy.reshape(O, L).sum(axis=1)
             if want_w:  # dL/dW = gy @ cols^T, per group
                 grad_w += np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+            if not want_x:
+                continue
             if by_correlation:
                 self._grad_input_by_correlation(grad_out[start:stop], grad_x[start:stop])
                 continue

@@ -59,7 +59,7 @@ class Linear(Layer):
         self._x = x if self.caching else None
         return y
 
-    def backward(self, grad_out: NDArray) -> NDArray:
+    def backward(self, grad_out: NDArray) -> NDArray | None:
         x = self._saved(self._x)
         grad_out = check_grad(self, grad_out, x.shape[:-1] + (self.out_features,))
         g2 = grad_out.reshape(-1, self.out_features)  # (M, out)
@@ -68,6 +68,8 @@ class Linear(Layer):
             self.weight.accumulate_grad(g2.T @ x2, fresh=True)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.accumulate_grad(g2.sum(axis=0), fresh=True)
+        if not self.needs_input_grad:
+            return None
         return grad_out @ self.weight.data  # (*, in)
 
     def extra_repr(self) -> str:

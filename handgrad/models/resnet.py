@@ -115,12 +115,14 @@ class BasicBlock(Residual):
         self._y = y if self.caching else None
         return y
 
-    def backward(self, grad_out: NDArray) -> NDArray:
+    def backward(self, grad_out: NDArray) -> NDArray | None:
         y = self._saved(self._y)
         grad_out = check_grad(self, grad_out, y.shape)
         grad_sum = backprop_relu(grad_out, y)
         grad_x = self.body.backward(grad_sum)
         grad_skip = grad_sum if self.shortcut is None else self.shortcut.backward(grad_sum)
+        if not self.needs_input_grad:
+            return None
         if np.may_share_memory(grad_x, grad_skip):
             return grad_x + grad_skip
         grad_x += grad_skip
