@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..layers.activation import log_softmax, sigmoid
+from ..layers.activation import sigmoid
+from ._softmax_ce import softmax_ce_backward, softmax_ce_forward
 from .base import Loss
 from .regression import check_pred, check_same_shape_target, upstream_scale
 
@@ -182,7 +183,10 @@ class CrossEntropyLoss(_ClassIndexLoss):
 
     Shape: input ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; target integer ``(N,)``,
     ``(N, d1, ...)`` or ``()``, or float of the input's shape; output a float, or the
-    target's index shape for ``'none'``. Forward caches ``softmax(x)`` and the row weights.
+    target's index shape for ``'none'``. Forward caches, in the common case (class indices,
+    no weight, no label smoothing, no ignored target), ``exp(x - max)`` and its row sums,
+    which backward overwrites with the gradient (``_softmax_ce``: one exp pass, no
+    temporaries); otherwise ``softmax(x)`` and the row weights.
     """
 
     def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
@@ -198,12 +202,19 @@ class CrossEntropyLoss(_ClassIndexLoss):
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x, target, unbatched, probs = self._check(pred, target, allow_probs=True)
+        if not probs and self.weight is None and self.label_smoothing == 0.0 and not (
+                np.any(target == self.ignore_index)):
+            return self._forward_fused(x, target, unbatched)
         in_shape = x.shape
         z, row_shape = _rows(x)  # (M, C)
         c = z.shape[1]
         eps = self.label_smoothing
         dtype = z.dtype
-        logp = log_softmax(z, axis=1)  # (M, C)
+        shifted = z - z.max(axis=1, keepdims=True)  # (M, C)
+        p = np.exp(shifted)
+        row_sum = p.sum(axis=1, keepdims=True)
+        logp = np.subtract(shifted, np.log(row_sum), out=shifted)  # log_softmax(z)
+        p /= row_sum  # softmax(z), cached for backward
         weight = None if self.weight is None else self.weight.astype(dtype, copy=False)
         if probs:
             t, _ = _rows(target)
@@ -230,13 +241,28 @@ class CrossEntropyLoss(_ClassIndexLoss):
                 per_row += (eps / c) * smooth * valid
             denom = float(w_t.sum())
             cache = (t_safe, valid, w_t, weight)
-        self._cache = ((np.exp(logp, out=logp),) + cache + (a_sum, probs, in_shape,
-                       row_shape, unbatched, denom)) if self.caching else None
+        self._cache = (("general", p) + cache + (a_sum, probs, in_shape, row_shape, unbatched,
+                       denom)) if self.caching else None
+        return self._finish(per_row, row_shape, unbatched, denom)
+
+    def _forward_fused(self, x: NDArray, target: NDArray, unbatched: bool) -> Any:
+        """Plain class indices, no weight, smoothing or ignored rows: one exp pass (see
+        ``_softmax_ce``), whose result backward overwrites with the gradient."""
+        z, row_shape = _rows(x)  # (M, C)
+        t = target.reshape(-1)
+        # z is ours to overwrite when _rows made a copy (spatial inputs)
+        per_row, e, s = softmax_ce_forward(z, t, in_place=not np.may_share_memory(z, x))
+        denom = float(z.shape[0])
+        self._cache = ("fused", e, s, t, x, row_shape, unbatched, denom) \
+            if self.caching else None
         return self._finish(per_row, row_shape, unbatched, denom)
 
     def backward(self, grad_output: Any = 1.0) -> NDArray:
-        (p, first, second, w_t, weight, a_sum, probs, in_shape, row_shape, unbatched,
-         denom) = self._saved(self._cache)
+        cache = self._saved(self._cache)
+        if cache[0] == "fused":
+            return self._backward_fused(cache, grad_output)
+        (_, p, first, second, w_t, weight, a_sum, probs, in_shape, row_shape, unbatched,
+         denom) = cache
         scale = self._scale(grad_output, row_shape, unbatched, denom, p.dtype)
         grad = np.multiply(p, a_sum[:, None], order="C")  # (M, C), C order for the flat view
         if probs:
@@ -254,6 +280,19 @@ class CrossEntropyLoss(_ClassIndexLoss):
                     grad -= (eps / c) * (valid[:, None] * weight)
         grad *= scale
         return _unrows(grad, (p.shape[1],) if unbatched else in_shape)
+
+    def _backward_fused(self, cache: tuple, grad_output: Any) -> NDArray:
+        _, e, s, t, x, row_shape, unbatched, denom = cache
+        if e is None:  # a second backward of the same forward: e was overwritten, redo it
+            z, _ = _rows(x)
+            _, e, s = softmax_ce_forward(z, t, in_place=not np.may_share_memory(z, x))
+        else:
+            self._cache = cache[:1] + (None, None) + cache[3:]  # e becomes the gradient
+        scale = self._scale(grad_output, row_shape, unbatched, denom, e.dtype)
+        if isinstance(scale, np.ndarray):
+            scale = scale[:, 0]
+        grad = softmax_ce_backward(e, s, t, scale)  # (M, C)
+        return _unrows(grad, (grad.shape[1],) if unbatched else x.shape)
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr()]

@@ -139,6 +139,43 @@ def test_unbatched_cross_entropy_and_nll(check_gradients, reduction):
     check_gradients(soft, x, rng.dirichlet(np.ones(5)))
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(shape=st.one_of(class_shapes, st.integers(2, 6).map(lambda c: (c,))), seed=seeds,
+       dtype=st.sampled_from([np.float32, np.float64]), big=st.booleans())
+def test_cross_entropy_fused_path_matches_general_path(reduction, shape, seed, dtype, big):
+    """Plain index targets take the fused path; weight=ones takes the general one."""
+    rng = np.random.default_rng(seed)
+    c = shape[0] if len(shape) == 1 else shape[1]
+    x = (rng.standard_normal(shape) * (30 if big else 2)).astype(dtype)
+    target = (np.int64(rng.integers(0, c)) if len(shape) == 1
+              else _class_targets(rng, shape))
+    x_before = x.copy()
+    fused, general = CrossEntropyLoss(reduction=reduction), CrossEntropyLoss(
+        np.ones(c), reduction=reduction)
+    value, expected = fused(x, target), general(x, target)
+    upstream = rng.standard_normal(np.shape(value)) if reduction == "none" else 1.3
+    grad = fused.backward(upstream)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(grad, general.backward(upstream), rtol=rtol, atol=rtol)
+    assert grad.dtype == dtype and grad.shape == x.shape
+    np.testing.assert_array_equal(x, x_before)  # the fused path never writes into the input
+    # a second backward of the same forward (the first overwrote the cached exponentials)
+    kept = grad.copy()
+    np.testing.assert_allclose(fused.backward(upstream), kept, rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(grad, kept)  # and leaves the first result alone
+
+
+def test_cross_entropy_fused_path_is_stable_for_huge_logits():
+    x = np.array([[1e4, -1e4, 0.0], [-3e4, -3e4 + 5.0, -3e4 + 1.0]], dtype=np.float32)
+    loss = CrossEntropyLoss(reduction="none")
+    np.testing.assert_allclose(loss(x, np.array([1, 1])), [2e4, np.log1p(np.exp(-4.0) +
+                               np.exp(-5.0))], rtol=1e-5)
+    grad = loss.backward()
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad[0], [1.0, -1.0, 0.0], atol=1e-7)
+
+
 # ---------------------------------------------------------------- values and behaviour
 
 def test_values_by_hand():
@@ -189,7 +226,7 @@ def test_bce_clamps_log_like_pytorch():
 
 
 @pytest.mark.parametrize("make", [
-    MSELoss, L1Loss, HuberLoss, SmoothL1Loss, BCEWithLogitsLoss,
+    MSELoss, L1Loss, HuberLoss, SmoothL1Loss, BCEWithLogitsLoss, CrossEntropyLoss,
     lambda: BCELoss(), lambda: CrossEntropyLoss(np.ones(3), label_smoothing=0.1),
     lambda: NLLLoss(np.ones(3)),
 ])

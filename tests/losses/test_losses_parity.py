@@ -60,6 +60,18 @@ def test_cross_entropy_index_parity(reduction, shape, weighted, smoothing, ignor
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 2, 3), (300, 1000)])
+def test_cross_entropy_fused_path_parity(reduction, shape):
+    """Plain class indices, nothing ignored: the fused path (large enough to be split)."""
+    rng = np.random.default_rng(6)
+    c = shape[1]
+    pred = rng.standard_normal(shape) * 3
+    target = rng.integers(0, c, size=(shape[0],) + shape[2:])
+    _compare(losses.CrossEntropyLoss(reduction=reduction),
+             tnn.CrossEntropyLoss(reduction=reduction), pred, target)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(6, 4), (2, 3, 4)])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])
