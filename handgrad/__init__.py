@@ -7,6 +7,7 @@ from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gra
 from .layer import Layer
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layer_names
+from .ops.parallel import get_num_threads, set_num_threads
 from .parameter import Parameter
 from .random import default_generator, manual_seed
 
@@ -16,6 +17,6 @@ __all__ = [
     "Layer", "Parameter", "gradcheck", "numerical_gradient", "GradcheckReport",
     "GradcheckError", "manual_seed", "default_generator", "init", "layers", "losses",
     "optim", "models", "data", "ops",
-    "save", "load", "load_into",
+    "save", "load", "load_into", "set_num_threads", "get_num_threads",
     *_layer_names,
 ]

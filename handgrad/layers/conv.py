@@ -10,6 +10,7 @@ from numpy.typing import DTypeLike, NDArray
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import default_weight_init_
 from ..layer import Layer
+from ..ops.parallel import get_num_threads, run_chunks
 from ..ops.window import (
     col2im,
     col2im_wide,
@@ -100,6 +101,7 @@ class Conv2d(Layer):
         # Stride-1 input gradient: "correlation" (im2col of grad_out, cheaper when
         # out_channels <= in_channels), "col2im", or "auto" to choose by that rule.
         self._input_grad_method = "auto"
+        self._chunk_bytes = _CHUNK_BYTES
 
     def reset_parameters(self, rng=None) -> None:
         default_weight_init_(self.weight, self.bias, resolve_rng(rng))
@@ -111,52 +113,71 @@ class Conv2d(Layer):
                 f"{self.describe()}: expected input of shape (N, {self.in_channels}, H, W), "
                 f"got {x.shape}"
             )
-        N, _, H, W = x.shape
+        N, C, H, W = x.shape
         O, G = self.out_channels, self.groups
         oh, ow = output_shape((H, W), self.kernel_size, self.stride, self._pads, self.dilation,
                               who=self.describe())
-        xp = pad2d(x, self._pads)
+        (pt, pb), (pl, pr) = self._pads
+        padded = pt or pb or pl or pr
+        xp = np.empty((N, C, H + pt + pb, W + pl + pr), x.dtype) if padded else x
         w = self.weight.data.reshape(G, O // G, -1)  # (G, O/G, K), K = C/G*kh*kw
         y = np.empty((N, O, oh, ow), dtype=x.dtype)
-        for start, stop, cols, row in self._column_chunks(xp, (oh, ow)):
-            n, K = stop - start, w.shape[2]
-            L = cols.shape[1]  # n*OH*row
-            y2 = np.matmul(w, cols.reshape(G, K, L), out=scratch("conv2d.y", (G, O // G, L),
-                                                                   x.dtype))
+
+        def chunk(worker: int, bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            if padded:
+                pad2d(x[start:stop], self._pads, out=xp[start:stop])
+            cols, row = self._columns(xp[start:stop], (oh, ow), worker)
+            n, K, L = stop - start, w.shape[2], cols.shape[1]  # L = n*OH*row
+            y2 = np.matmul(w, cols.reshape(G, K, L),
+                           out=scratch(f"conv2d.y.{worker}", (G, O // G, L), x.dtype))
             y2 = y2.reshape(O, n, oh, row)[..., :ow].transpose(1, 0, 2, 3)  # (n, O, OH, OW)
             if self.bias is not None:
                 np.add(y2, self.bias.data[:, None, None], out=y[start:stop])
             else:
                 np.copyto(y[start:stop], y2)
+
+        run_chunks(chunk, self._chunks(xp.shape, (oh, ow)))
         self._cache = (xp, (H, W), (oh, ow)) if self.caching else None
         return y
 
-    def _column_chunks(self, xp: NDArray, out_hw: tuple[int, int]):
-        """Yield ``(start, stop, cols, row)`` for consecutive slices of the batch.
-
-        ``cols`` holds the im2col columns of images ``start:stop`` (a shared scratch array,
-        overwritten by the next chunk), ``row`` the length of one output row in them. A
-        chunk is sized to stay in the CPU cache (~2 MB): building columns for the whole
-        batch at once would move every column through main memory twice.
-        """
-        N, C = xp.shape[:2]
-        kh, kw = self.kernel_size
-        oh, ow = out_hw
+    def _wide(self) -> bool:
         # Stride 1 uses the wide column layout (rows of Wp, garbage beyond OW): its copies
         # are long contiguous runs. Other strides use the compact layout.
-        wide = self.stride == (1, 1)
-        row = xp.shape[3] if wide else ow
-        image_bytes = C * kh * kw * oh * row * xp.dtype.itemsize
-        step = max(1, min(N, _CHUNK_BYTES // image_bytes))
-        for start in range(0, N, step):
-            stop = min(N, start + step)
-            out = scratch("conv2d.cols", (C * kh * kw, (stop - start) * oh * row), xp.dtype)
-            if wide:
-                cols = im2col_wide(xp[start:stop], self.kernel_size, self.dilation, out=out)
-            else:
-                cols = im2col(xp[start:stop], self.kernel_size, self.stride, self.dilation,
-                              out=out)
-            yield start, stop, cols, row
+        return self.stride == (1, 1)
+
+    def _chunks(self, padded_shape: tuple[int, ...], out_hw: tuple[int, int]
+                ) -> list[tuple[int, int]]:
+        """``(start, stop)`` slices of the batch whose columns stay in the CPU cache.
+
+        A chunk's im2col columns are ~2 MB at most: building columns for the whole batch at
+        once would move every column through main memory twice. The number of chunks is a
+        multiple of the thread count, so that threads get equal shares.
+        """
+        N, C, _, Wp = padded_shape
+        if N == 0:
+            return []
+        kh, kw = self.kernel_size
+        row = Wp if self._wide() else out_hw[1]
+        image_bytes = C * kh * kw * out_hw[0] * row * self.weight.data.dtype.itemsize
+        count = -(-N // max(1, min(N, self._chunk_bytes // image_bytes)))
+        threads = get_num_threads()
+        count = min(N, -(-count // threads) * threads)
+        step = -(-N // count)
+        return [(start, min(N, start + step)) for start in range(0, N, step)]
+
+    def _columns(self, xp: NDArray, out_hw: tuple[int, int], worker: int
+                 ) -> tuple[NDArray, int]:
+        """im2col columns of the padded images ``xp`` in the thread's scratch array (valid
+        until its next call), and the length of one output row in them."""
+        n, C = xp.shape[:2]
+        kh, kw = self.kernel_size
+        oh, ow = out_hw
+        row = xp.shape[3] if self._wide() else ow
+        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, n * oh * row), xp.dtype)
+        if self._wide():
+            return im2col_wide(xp, self.kernel_size, self.dilation, out=out), row
+        return im2col(xp, self.kernel_size, self.stride, self.dilation, out=out), row
 
     def backward(self, grad_out: NDArray) -> NDArray | None:
         xp, (H, W), (oh, ow) = self._saved(self._cache)
@@ -167,38 +188,54 @@ class Conv2d(Layer):
         K = w.shape[2]
         want_w = self.weight.requires_grad
         want_b = self.bias is not None and self.bias.requires_grad
-        grad_w = np.zeros(w.shape, dtype=xp.dtype) if want_w else None
-        grad_b = np.zeros(O, dtype=xp.dtype) if want_b else None
+        want_x = self.needs_input_grad
         method = self._input_grad_method
         if method == "auto":
             method = "correlation" if O <= C else "col2im"
         by_correlation = (self.stride == (1, 1) and method == "correlation"
                           and self._flip_pads() is not None)
-        want_x = self.needs_input_grad
         grad_x = np.empty((N, C, H, W), dtype=xp.dtype) if want_x else None
-        # The columns are rebuilt chunk by chunk (cheap, in cache) instead of cached.
-        for start, stop, cols, row in self._column_chunks(xp, (oh, ow)):
-            n, L = stop - start, cols.shape[1]
-            # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
-            gy = scratch("conv2d.grad_out", (O, n, oh, row), xp.dtype)
-            if row != ow:
-                gy[..., ow:] = 0
-            np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
-            gy = gy.reshape(G, O // G, L)
-            if want_b:
-                grad_b += gy.reshape(O, L).sum(axis=1)
-            if want_w:  # dL/dW = gy @ cols^T, per group
-                grad_w += np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+        sums: dict[int, list[NDArray]] = {}  # per thread: [grad_w, grad_b] partial sums
+
+        def chunk(worker: int, bounds: tuple[int, int]) -> None:
+            start, stop = bounds
+            n = stop - start
+            if want_w or want_b:
+                # The columns are rebuilt (cheap, in cache) instead of cached.
+                cols, row = self._columns(xp[start:stop], (oh, ow), worker)
+                L = cols.shape[1]
+                # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
+                gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
+                if row != ow:
+                    gy[..., ow:] = 0
+                np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
+                gy = gy.reshape(G, O // G, L)
+                acc = sums.setdefault(worker, [None, None])
+                if want_b:
+                    part = gy.reshape(O, L).sum(axis=1)
+                    acc[1] = part if acc[1] is None else np.add(acc[1], part, out=acc[1])
+                if want_w:  # dL/dW = gy @ cols^T, per group
+                    part = np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+                    acc[0] = part if acc[0] is None else np.add(acc[0], part, out=acc[0])
             if not want_x:
-                continue
+                return
             if by_correlation:
-                self._grad_input_by_correlation(grad_out[start:stop], grad_x[start:stop])
-                continue
+                self._grad_input_by_correlation(grad_out[start:stop], grad_x[start:stop],
+                                                worker)
+                return
             # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
             # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
             # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-            grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
-                                  out=scratch("conv2d.grad_cols", (G, K, L), xp.dtype))
+            row = xp.shape[3] if self._wide() else ow
+            gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
+            if not (want_w or want_b):  # gy was not filled above
+                if row != ow:
+                    gy[..., ow:] = 0
+                np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
+            L = n * oh * row
+            grad_cols = np.matmul(w.transpose(0, 2, 1), gy.reshape(G, O // G, L),
+                                  out=scratch(f"conv2d.grad_cols.{worker}", (G, K, L),
+                                              xp.dtype))
             grad_cols = grad_cols.reshape(G * K, L)
             shape = (n,) + xp.shape[1:]
             if row != ow:
@@ -206,9 +243,18 @@ class Conv2d(Layer):
             else:
                 grad_xp = col2im(grad_cols, shape, self.kernel_size, self.stride, self.dilation)
             np.copyto(grad_x[start:stop], unpad2d(grad_xp, self._pads))
+
+        run_chunks(chunk, self._chunks(xp.shape, (oh, ow)))
+        partials = list(sums.values())
         if want_w:
+            grad_w = partials[0][0]
+            for part in partials[1:]:
+                grad_w += part[0]
             self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
         if want_b:
+            grad_b = partials[0][1]
+            for part in partials[1:]:
+                grad_b += part[1]
             self.bias.accumulate_grad(grad_b, fresh=True)
         return grad_x
 
@@ -220,7 +266,8 @@ class Conv2d(Layer):
         )
         return None if min(min(p) for p in pads) < 0 else pads
 
-    def _grad_input_by_correlation(self, grad_out: NDArray, grad_x: NDArray) -> None:
+    def _grad_input_by_correlation(self, grad_out: NDArray, grad_x: NDArray,
+                                   worker: int = 0) -> None:
         """Stride-1 input gradient as a convolution of grad_out, written into ``grad_x``.
 
         dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] * gy[n, o, h + pt - i*dh, w + pl - j*dw]
@@ -237,11 +284,12 @@ class Conv2d(Layer):
         Wg = gyp.shape[3]
         K, L = O // G * kh * kw, N * H * Wg
         gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
-                            out=scratch("conv2d.grad_cols", (O * kh * kw, L), gyp.dtype))
+                            out=scratch(f"conv2d.grad_cols.{worker}", (O * kh * kw, L),
+                                        gyp.dtype))
         wt = self.weight.data.reshape(G, O // G, C // G, kh, kw)[:, :, :, ::-1, ::-1]
         wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, K)  # a small copy
-        gx = np.matmul(wt, gcols.reshape(G, K, L), out=scratch("conv2d.y", (G, C // G, L),
-                                                                gyp.dtype))
+        gx = np.matmul(wt, gcols.reshape(G, K, L),
+                       out=scratch(f"conv2d.y.{worker}", (G, C // G, L), gyp.dtype))
         np.copyto(grad_x, gx.reshape(C, N, H, Wg)[..., :W].transpose(1, 0, 2, 3))
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:

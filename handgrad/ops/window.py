@@ -113,13 +113,18 @@ def output_shape(in_hw: tuple[int, int], kernel_size: Pair, stride: Pair, paddin
     return out  # type: ignore[return-value]
 
 
-def pad2d(x: NDArray, padding: Padding2d, value: float = 0.0) -> NDArray:
-    """``x`` (N, C, H, W) padded with the constant ``value``; ``x`` itself if no padding."""
+def pad2d(x: NDArray, padding: Padding2d, value: float = 0.0, out: NDArray | None = None
+          ) -> NDArray:
+    """``x`` (N, C, H, W) padded with the constant ``value``; ``x`` itself if no padding.
+
+    ``out`` (of the padded shape) receives the result instead of a new array.
+    """
     (t, b), (l, r) = padding
     if t == b == l == r == 0:
         return x
     N, C, H, W = x.shape
-    out = np.empty((N, C, H + t + b, W + l + r), dtype=x.dtype)
+    if out is None:
+        out = np.empty((N, C, H + t + b, W + l + r), dtype=x.dtype)
     out[:, :, t:t + H, l:l + W] = x
     # Fill only the border (not the whole array twice).
     out[:, :, :t] = value

@@ -1,0 +1,152 @@
+"""Run independent chunks of a kernel side by side on a few threads.
+
+A convolution works through the batch in cache-sized chunks; each chunk is an im2col copy,
+one matrix multiply and a strided copy out, and NumPy releases the GIL for all three. Run
+one after another, only the multiply uses more than one core (BLAS's own threads, on
+operands too small to split well) while every copy runs on one core. ``run_chunks`` instead
+hands whole chunks to each thread and makes BLAS single-threaded while they run (restoring
+its thread count afterwards), so every core works on every part of the kernel.
+
+How many threads: ``set_num_threads(n)`` (as ``torch.set_num_threads``), else the
+``HANDGRAD_NUM_THREADS`` environment variable, else as many as BLAS may use at the moment of
+the call. So ``OPENBLAS_NUM_THREADS=1``, ``threadpoolctl.threadpool_limits(1)`` and
+``handgrad train --threads 1`` make handgrad serial too. BLAS's thread count is read and
+set through threadpoolctl; without it everything runs serially.
+
+Like the scratch buffers, this assumes one thread drives handgrad at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TypeVar
+
+__all__ = ["get_num_threads", "set_num_threads", "run_chunks"]
+
+Chunk = TypeVar("Chunk")
+
+_requested: int | None = None
+_blas: list | None = None  # threadpoolctl controllers of the loaded BLAS libraries
+_pool: ThreadPoolExecutor | None = None
+_pool_key: tuple[int, int] = (0, 0)  # (process id, workers) the pool was made for
+_local = threading.local()
+
+
+def _from_environment() -> int | None:
+    value = os.environ.get("HANDGRAD_NUM_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(
+            f"HANDGRAD_NUM_THREADS: expected a positive integer, got {value!r}"
+        ) from None
+    if n < 1:
+        raise ValueError(f"HANDGRAD_NUM_THREADS: expected a positive integer, got {value!r}")
+    return n
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads for chunked kernels (``None``: follow BLAS's thread count again)."""
+    global _requested
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads: expected a positive int or None, got {n!r}")
+    _requested = n
+
+
+def _blas_controllers() -> list:
+    global _blas
+    if _blas is None:
+        try:
+            import numpy  # noqa: F401  (its BLAS must be loaded to be found)
+            from threadpoolctl import ThreadpoolController
+            _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:  # noqa: BLE001 - no threadpoolctl, or it cannot see the BLAS
+            _blas = []
+    return _blas
+
+
+def get_num_threads() -> int:
+    """Threads a chunked kernel started now would use (1 inside a running chunk)."""
+    if getattr(_local, "busy", False):
+        return 1
+    blas = _blas_controllers()
+    if not blas:
+        return 1  # BLAS's threads cannot be limited: chunks on threads would oversubscribe
+    requested = _requested if _requested is not None else _from_environment()
+    if requested is not None:
+        return requested
+    return max(1, max(int(c.num_threads or 1) for c in blas))
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), workers)  # a forked child has no threads: make a new pool
+    if _pool is None or _pool_key != key:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handgrad")
+        _pool_key = key
+    return _pool
+
+
+class _Queue:
+    """The chunks, handed out one at a time to whichever thread asks first."""
+
+    def __init__(self, chunks: list):
+        self._next = iter(chunks)
+        self._lock = threading.Lock()
+        self.failed = False
+
+    def take(self):
+        with self._lock:
+            return None if self.failed else next(self._next, None)
+
+
+def _run_share(work: Callable[[int, Chunk], None], worker: int, queue: _Queue) -> None:
+    _local.busy = True
+    try:
+        while (item := queue.take()) is not None:
+            work(worker, item[0])
+    except BaseException:
+        queue.failed = True  # the other threads stop after their current chunk
+        raise
+    finally:
+        _local.busy = False
+
+
+def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
+               threads: int | None = None) -> int:
+    """Call ``work(worker, chunk)`` for every chunk; return the number of threads used.
+
+    Each thread takes the next chunk when it is done with one (a thread slowed down by
+    other processes does less). ``worker`` is the thread's number (0 is the calling
+    thread), so it can key per-thread scratch buffers and partial sums. ``threads``
+    defaults to :func:`get_num_threads`. An exception in a chunk stops the others after
+    their current chunk and is raised here once all threads have stopped.
+    """
+    chunks = list(chunks)
+    queue = _Queue([(chunk,) for chunk in chunks])  # (chunk,): a chunk may itself be None
+    threads = min(get_num_threads() if threads is None else threads, len(chunks))
+    if threads <= 1 or not _blas_controllers():
+        _run_share(work, 0, queue)
+        return 1
+    blas = _blas_controllers()
+    saved = [c.num_threads for c in blas]
+    for c in blas:
+        c.set_num_threads(1)
+    try:
+        pool = _executor(threads - 1)
+        futures = [pool.submit(_run_share, work, w, queue) for w in range(1, threads)]
+        try:
+            _run_share(work, 0, queue)
+        finally:
+            wait(futures)
+        for future in futures:
+            future.result()
+    finally:
+        for c, n in zip(blas, saved):
+            c.set_num_threads(n)
+    return threads

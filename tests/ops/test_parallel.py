@@ -1,0 +1,120 @@
+"""handgrad.ops.parallel: chunks on threads, BLAS single-threaded meanwhile, same results."""
+
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import handgrad as hg
+from handgrad.ops import parallel
+
+needs_blas_control = pytest.mark.skipif(
+    not parallel._blas_controllers(), reason="threadpoolctl cannot see NumPy's BLAS here"
+)
+
+
+@pytest.fixture
+def threads():
+    """Set handgrad's thread count for one test and restore the default after it."""
+    yield parallel.set_num_threads
+    parallel.set_num_threads(None)
+
+
+def blas_threads():
+    return [c.num_threads for c in parallel._blas_controllers()]
+
+
+@needs_blas_control
+def test_every_chunk_once_and_blas_restored(threads):
+    threads(3)
+    before = blas_threads()
+    seen, inside = [], []
+
+    def work(worker, chunk):
+        time.sleep(0.005)  # long enough for the other threads to take chunks too
+        seen.append((worker, chunk, threading.get_ident()))
+        inside.append((blas_threads(), parallel.get_num_threads()))
+
+    used = parallel.run_chunks(work, range(7))
+    assert used == 3
+    assert sorted(chunk for _, chunk, _ in seen) == list(range(7))
+    assert {worker for worker, _, _ in seen} <= {0, 1, 2}
+    # one thread number per thread: per-thread scratch buffers are never shared
+    assert len({(w, ident) for w, _, ident in seen}) == len({w for w, _, _ in seen})
+    assert all(b == [1] * len(before) and nested == 1 for b, nested in inside)
+    # (a pool thread that finished its share early may also run another worker's share)
+    assert len({ident for _, _, ident in seen}) >= 2
+    assert blas_threads() == before
+
+
+@needs_blas_control
+def test_an_exception_in_a_chunk_is_raised_after_all_threads_stop(threads):
+    threads(2)
+    before = blas_threads()
+    done = []
+
+    def work(worker, chunk):
+        if chunk == 1:
+            raise KeyError("chunk one")
+        done.append(chunk)
+
+    with pytest.raises(KeyError, match="chunk one"):
+        parallel.run_chunks(work, range(50))
+    assert 1 not in done and len(done) < 49  # the others stopped early
+    assert blas_threads() == before
+
+
+def test_one_thread_runs_in_order_on_the_calling_thread(threads):
+    threads(1)
+    seen = []
+    assert parallel.run_chunks(lambda w, c: seen.append((w, c, threading.get_ident())),
+                               "abc") == 1
+    assert seen == [(0, c, threading.get_ident()) for c in "abc"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="set_num_threads"):
+        parallel.set_num_threads(bad)
+
+
+@needs_blas_control
+def test_environment_variable(monkeypatch, threads):
+    threads(None)
+    monkeypatch.setenv("HANDGRAD_NUM_THREADS", "3")
+    assert parallel.get_num_threads() == 3
+    monkeypatch.setenv("HANDGRAD_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="HANDGRAD_NUM_THREADS"):
+        parallel.get_num_threads()
+
+
+def test_public_names():
+    assert hg.set_num_threads is parallel.set_num_threads
+    assert hg.get_num_threads is parallel.get_num_threads
+
+
+@needs_blas_control
+@given(batch=st.integers(1, 9), stride=st.integers(1, 2), padding=st.integers(0, 1),
+       out_channels=st.sampled_from([2, 6]), n_threads=st.integers(2, 3))
+def test_conv2d_threaded_equals_serial(batch, stride, padding, out_channels, n_threads):
+    conv = hg.Conv2d(4, out_channels, 3, stride=stride, padding=padding, dtype=np.float64,
+                     rng=0)
+    conv._chunk_bytes = 4 * 9 * 8 * 8 * 8  # ~1 image per chunk: several chunks per thread
+    x = np.random.default_rng(1).standard_normal((batch, 4, 9, 8))
+    results = []
+    for n in (1, n_threads):
+        layer = copy.deepcopy(conv)
+        parallel.set_num_threads(n)
+        try:
+            y = layer(x)
+            g = np.random.default_rng(2).standard_normal(y.shape)
+            gx = layer.backward(g)
+        finally:
+            parallel.set_num_threads(None)
+        results.append((y, gx, layer.weight.grad, layer.bias.grad))
+    for serial, threaded in zip(*results):
+        np.testing.assert_allclose(threaded, serial, rtol=1e-12, atol=1e-12)
