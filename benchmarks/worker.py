@@ -70,6 +70,8 @@ def _info(framework: str) -> dict:
     info["handgrad"] = handgrad.__version__
     if hasattr(handgrad, "malloc_settings"):
         info["malloc"] = handgrad.malloc_settings()
+    if hasattr(handgrad, "get_num_threads"):
+        info["handgrad_threads"] = handgrad.get_num_threads()
     if framework == "torch":
         import torch
         info["torch"] = torch.__version__
