@@ -12,40 +12,136 @@ and keeps ``e`` and ``s``. Backward turns ``e`` into the gradient in place:
 
 (``g_i`` the upstream factor: ``grad_output / M`` for ``'mean'``), one multiply by a
 per-row factor and one write of ``M`` elements at unique flat indices ``i * C + t_i``.
+
+NumPy's float32 ``exp`` costs about 2 ns per element on one core, most of the step; so for
+large inputs (at least ``PARALLEL_MIN_SIZE`` elements) the rows are split into blocks that
+worker threads process at the same time (NumPy releases the GIL inside each call). The
+number of threads is ``HANDGRAD_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this
+process may use (read at import; ``THREADS`` below, 1 turns the splitting off). Each
+element is computed by the same operations either way, so the results do not depend on it.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.typing import NDArray
 
+# Inputs with fewer elements stay in the calling thread (a hand-off costs ~20-50 us).
+PARALLEL_MIN_SIZE = 1 << 17
+# Elements per block when splitting (about 0.1 ms of exp).
+BLOCK_SIZE = 1 << 16
 
-def softmax_ce_forward(z: NDArray, t: NDArray, in_place: bool) -> tuple[NDArray, NDArray,
-                                                                         NDArray]:
-    """Per-row losses, ``e`` and ``s`` (see the module docstring), all in ``z``'s dtype.
+# Logits within +-this need no shift by the row maximum (see softmax_ce_forward).
+UNSHIFTED_LIMIT = {np.dtype(np.float32): 16.0, np.dtype(np.float64): 16.0}
+
+
+def _default_threads() -> int:
+    for var in ("HANDGRAD_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+THREADS = min(_default_threads(), 8)
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = -1
+
+
+def _in_row_blocks(kernel: Callable[[int, int], None], m: int, size: int) -> None:
+    """Run ``kernel(lo, hi)`` over row blocks covering ``[0, m)``: in the calling thread
+    for small inputs, else shared by the calling thread and ``THREADS - 1`` workers, each
+    taking the next block when done with one (so a thread that gets no CPU because the
+    machine is busy delays the result by one block at most)."""
+    global _pool, _pool_pid
+    n = min(THREADS, m) if size >= PARALLEL_MIN_SIZE else 1
+    if n <= 1:
+        kernel(0, m)
+        return
+    if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < n - 1:
+        _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="handgrad")  # new after a fork
+        _pool_pid = os.getpid()
+    blocks = min(m, max(n, min(4 * n, size // BLOCK_SIZE)))
+    bounds = [m * i // blocks for i in range(blocks + 1)]
+    todo = iter(zip(bounds[:-1], bounds[1:]))  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for lo, hi in todo:
+            kernel(lo, hi)
+
+    futures = [_pool.submit(work) for _ in range(n - 1)]
+    work()
+    for future in futures:
+        future.result()
+
+
+def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool
+                       ) -> tuple[NDArray, NDArray, NDArray] | None:
+    """Per-row losses, ``e`` and ``s`` (see the module docstring), all in ``z``'s dtype;
+    None when ``z`` is not finite (checked on its maximum and minimum, before anything
+    else is computed).
 
     ``z``: ``(M, C)`` C-contiguous logits, overwritten with ``e`` when ``in_place``;
-    ``t``: ``(M,)`` integer class indices, all in ``[0, C)``.
+    ``index``: ``(M,)`` flat indices ``i * C + t_i`` of the targets (all ``t_i`` in
+    ``[0, C)``).
+
+    Where all logits of a row block lie in ``[-UNSHIFTED_LIMIT, UNSHIFTED_LIMIT]``, the
+    shift by the row maximum is skipped (it cancels in ``e / s`` and in ``log s - z_t``,
+    and ``exp`` can neither overflow nor underflow there): that saves a per-row maximum
+    and a subtraction pass, and changes the loss only by rounding (``log s`` is rounded
+    at a magnitude up to ``UNSHIFTED_LIMIT + log C`` instead of ``log C``).
     """
-    row_max = z.max(axis=1, keepdims=True)  # (M, 1)
-    e = np.subtract(z, row_max, out=z if in_place else None)
-    picked = np.take_along_axis(e, t[:, None], axis=1)[:, 0]  # (M,) shifted target logits
-    np.exp(e, out=e)
-    s = np.einsum("mc->m", e)  # row sums (one SIMD pass; faster than e.sum(axis=1))
+    m = z.shape[0]
+    limit = UNSHIFTED_LIMIT.get(z.dtype, -1.0)  # -1: always shift (e.g. float16)
+    e = z if in_place else np.empty(z.shape, z.dtype)  # C order, for the flat index
+    flat_z, flat_e = z.reshape(-1), e.reshape(-1)
+    s = np.empty(m, z.dtype)
+    picked = np.empty(m, z.dtype)  # target logits z[i, t_i], shifted like e
+    finite = [True]
+
+    def rows(lo: int, hi: int) -> None:
+        z_rows, e_rows = z[lo:hi], e[lo:hi]
+        high, low = float(z_rows.max()), float(z_rows.min())
+        if not (math.isfinite(high) and math.isfinite(low)):
+            finite[0] = False  # NaN or +-inf somewhere in these rows
+            return
+        if -limit <= low and high <= limit:
+            picked[lo:hi] = flat_z[index[lo:hi]]
+        else:
+            np.subtract(z_rows, z_rows.max(axis=1, keepdims=True), out=e_rows)
+            picked[lo:hi] = flat_e[index[lo:hi]]
+            z_rows = e_rows
+        np.exp(z_rows, out=e_rows)
+        np.einsum("mc->m", e_rows, out=s[lo:hi])  # row sums; faster than sum(axis=1)
+
+    _in_row_blocks(rows, m, z.size)
+    if not finite[0]:
+        return None
     per_row = np.log(s)
     per_row -= picked
     return per_row, e, s
 
 
-def softmax_ce_backward(e: NDArray, s: NDArray, t: NDArray, scale: float | NDArray) -> NDArray:
+def softmax_ce_backward(e: NDArray, s: NDArray, index: NDArray, scale: float | NDArray
+                        ) -> NDArray:
     """Overwrite ``e`` with the gradient ``scale * (e / s - onehot(t))`` and return it.
 
-    ``scale``: a Python float, or an ``(M,)`` array of per-row factors (``'none'``).
+    ``index``: the flat target indices ``i * C + t_i``; ``scale``: a Python float, or an
+    ``(M,)`` array of per-row factors (``'none'``).
     """
-    m, c = e.shape
-    row_factor = np.divide(scale, s)  # (M,) g_i / s_i, in e's dtype (s is)
-    e *= row_factor[:, None]
-    flat = e.reshape(-1)  # a view: e is C-contiguous
-    index = np.arange(m) * c + t  # one unique element per row
-    flat[index] -= scale
+    row_factor = np.divide(scale, s)[:, None]  # (M, 1) g_i / s_i, in e's dtype (s is)
+
+    def rows(lo: int, hi: int) -> None:
+        e[lo:hi] *= row_factor[lo:hi]
+
+    _in_row_blocks(rows, e.shape[0], e.size)
+    e.reshape(-1)[index] -= scale  # one unique element per row
     return e

@@ -64,10 +64,12 @@ class _ClassIndexLoss(Loss):
         self.ignore_index = int(ignore_index)
         self._cache = None
 
-    def _check(self, pred: Any, target: Any, allow_probs: bool) -> tuple:
-        """Returns ``(x, target, unbatched, probs)`` with ``x`` of shape ``(N, C, *d)``."""
+    def _check(self, pred: Any, target: Any, allow_probs: bool, finite: bool = True) -> tuple:
+        """Returns ``(x, target, unbatched, probs, ignored)`` with ``x`` of shape
+        ``(N, C, *d)``; ``ignored``: some target is ``ignore_index``. Checks that ``x`` is
+        finite unless ``finite`` is False (the caller does it)."""
         name = type(self).__name__
-        x = check_pred(self, pred)
+        x = check_pred(self, pred, finite)
         if not isinstance(target, np.ndarray):
             target = np.asarray(target)
         if x.ndim == 0:
@@ -83,17 +85,17 @@ class _ClassIndexLoss(Loss):
         index_shape = (x.shape[0],) + x.shape[2:]
         shown_in = "(C,)" if unbatched else str(x.shape)
         shown_idx = "()" if unbatched else str(index_shape)
-        probs = np.issubdtype(target.dtype, np.floating)
+        probs = target.dtype.kind == "f"
         if probs:
             if allow_probs and target.shape == x.shape:
-                return x, target.astype(x.dtype, copy=False), unbatched, True
+                return x, target.astype(x.dtype, copy=False), unbatched, True, False
             also = f" or float class probabilities of shape {shown_in}" if allow_probs else ""
             raise TypeError(
                 f"{name}: expected integer class indices of shape {shown_idx}{also}, got a "
                 f"{target.dtype} target of shape {target.shape}; use target.astype(np.int64) "
                 f"for class indices"
             )
-        if not np.issubdtype(target.dtype, np.integer):
+        if target.dtype.kind not in "iu":
             raise TypeError(
                 f"{name}: expected integer class indices, got a target of dtype {target.dtype}"
             )
@@ -102,20 +104,25 @@ class _ClassIndexLoss(Loss):
                 f"{name}: expected target of shape {shown_idx} for input of shape {shown_in}, "
                 f"got {target.shape}"
             )
-        bad = (target != self.ignore_index) & ((target < 0) | (target >= c))
-        if bad.any():
-            value = int(target[bad].flat[0])
-            raise ValueError(
-                f"{name}: class index {value} is out of range for {c} classes (expected "
-                f"0 <= target < {c}, or ignore_index={self.ignore_index}); "
-                f"{int(bad.sum())} bad target(s)"
-            )
+        ignore_index = self.ignore_index
+        if target.min() < 0 or target.max() >= c:  # ignored entries or bad class indices
+            bad = (target != ignore_index) & ((target < 0) | (target >= c))
+            if bad.any():
+                value = int(target[bad].flat[0])
+                raise ValueError(
+                    f"{name}: class index {value} is out of range for {c} classes (expected "
+                    f"0 <= target < {c}, or ignore_index={ignore_index}); "
+                    f"{int(bad.sum())} bad target(s)"
+                )
+            ignored = True
+        else:
+            ignored = 0 <= ignore_index < c and bool((target == ignore_index).any())
         if self.weight is not None and self.weight.shape != (c,):
             raise ValueError(
                 f"{name}: weight of shape {self.weight.shape} does not match the {c} classes "
                 f"of an input of shape {shown_in}; expected weight of shape ({c},)"
             )
-        return x, target, unbatched, False
+        return x, target, unbatched, False, ignored
 
     def _indices(self, target: NDArray, dtype: np.dtype) -> tuple[NDArray, NDArray, NDArray]:
         """Flat targets with ignored entries set to 0, the valid mask, and each row's weight."""
@@ -201,10 +208,11 @@ class CrossEntropyLoss(_ClassIndexLoss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
-        x, target, unbatched, probs = self._check(pred, target, allow_probs=True)
-        if not probs and self.weight is None and self.label_smoothing == 0.0 and not (
-                np.any(target == self.ignore_index)):
+        x, target, unbatched, probs, ignored = self._check(pred, target, allow_probs=True,
+                                                           finite=False)
+        if not (probs or ignored) and self.weight is None and self.label_smoothing == 0.0:
             return self._forward_fused(x, target, unbatched)
+        self._check_finite_pred(x)
         in_shape = x.shape
         z, row_shape = _rows(x)  # (M, C)
         c = z.shape[1]
@@ -248,14 +256,18 @@ class CrossEntropyLoss(_ClassIndexLoss):
     def _forward_fused(self, x: NDArray, target: NDArray, unbatched: bool) -> Any:
         """Plain class indices, no weight, smoothing or ignored rows: one exp pass (see
         ``_softmax_ce``), whose result backward overwrites with the gradient."""
-        z, row_shape = _rows(x)  # (M, C)
-        t = target.reshape(-1)
+        z, row_shape = _rows(x)
+        z = np.ascontiguousarray(z)  # (M, C), C order for the flat index
+        m, c = z.shape
+        index = np.arange(m) * c + target.reshape(-1)  # (M,) flat index of z[i, t_i]
         # z is ours to overwrite when _rows made a copy (spatial inputs)
-        per_row, e, s = softmax_ce_forward(z, t, in_place=not np.may_share_memory(z, x))
-        denom = float(z.shape[0])
-        self._cache = ("fused", e, s, t, x, row_shape, unbatched, denom) \
+        out = softmax_ce_forward(z, index, in_place=not np.may_share_memory(z, x))
+        if out is None:  # not finite
+            self._check_finite_pred(x)  # raises the error naming the loss
+        per_row, e, s = out
+        self._cache = ("fused", e, s, index, x, row_shape, unbatched, float(m)) \
             if self.caching else None
-        return self._finish(per_row, row_shape, unbatched, denom)
+        return self._finish(per_row, row_shape, unbatched, float(m))
 
     def backward(self, grad_output: Any = 1.0) -> NDArray:
         cache = self._saved(self._cache)
@@ -282,16 +294,16 @@ class CrossEntropyLoss(_ClassIndexLoss):
         return _unrows(grad, (p.shape[1],) if unbatched else in_shape)
 
     def _backward_fused(self, cache: tuple, grad_output: Any) -> NDArray:
-        _, e, s, t, x, row_shape, unbatched, denom = cache
+        _, e, s, index, x, row_shape, unbatched, denom = cache
         if e is None:  # a second backward of the same forward: e was overwritten, redo it
-            z, _ = _rows(x)
-            _, e, s = softmax_ce_forward(z, t, in_place=not np.may_share_memory(z, x))
+            z = np.ascontiguousarray(_rows(x)[0])
+            _, e, s = softmax_ce_forward(z, index, in_place=not np.may_share_memory(z, x))
         else:
             self._cache = cache[:1] + (None, None) + cache[3:]  # e becomes the gradient
         scale = self._scale(grad_output, row_shape, unbatched, denom, e.dtype)
         if isinstance(scale, np.ndarray):
             scale = scale[:, 0]
-        grad = softmax_ce_backward(e, s, t, scale)  # (M, C)
+        grad = softmax_ce_backward(e, s, index, scale)  # (M, C)
         return _unrows(grad, (grad.shape[1],) if unbatched else x.shape)
 
     def extra_repr(self) -> str:
@@ -319,7 +331,7 @@ class NLLLoss(_ClassIndexLoss):
     """
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
-        x, target, unbatched, _ = self._check(pred, target, allow_probs=False)
+        x, target, unbatched, _, _ = self._check(pred, target, allow_probs=False)
         z, row_shape = _rows(x)
         t_safe, valid, w_t = self._indices(target, z.dtype)
         per_row = -w_t * np.take_along_axis(z, t_safe[:, None], axis=1)[:, 0]

@@ -16,18 +16,21 @@ from numpy.typing import NDArray
 from .base import Loss
 
 
-def check_pred(loss: Loss, pred: Any) -> NDArray:
-    """``pred`` as a non-empty, finite, floating-point ndarray."""
+def check_pred(loss: Loss, pred: Any, finite: bool = True) -> NDArray:
+    """``pred`` as a non-empty, floating-point ndarray, checked to be finite if ``finite``
+    (a caller passing False checks that itself)."""
     if not isinstance(pred, np.ndarray):
         pred = np.asarray(pred)
-    name = type(loss).__name__
-    if not np.issubdtype(pred.dtype, np.floating):
-        raise TypeError(f"{name}: expected a floating-point prediction, got dtype {pred.dtype}")
+    if pred.dtype.kind != "f":
+        raise TypeError(f"{type(loss).__name__}: expected a floating-point prediction, got "
+                        f"dtype {pred.dtype}")
     if pred.size == 0:
         raise ValueError(
-            f"{name}: expected a non-empty batch of predictions, got shape {pred.shape}"
+            f"{type(loss).__name__}: expected a non-empty batch of predictions, got shape "
+            f"{pred.shape}"
         )
-    loss._check_finite_pred(pred)
+    if finite:
+        loss._check_finite_pred(pred)
     return pred
 
 

@@ -166,6 +166,31 @@ def test_cross_entropy_fused_path_matches_general_path(reduction, shape, seed, d
     np.testing.assert_array_equal(grad, kept)  # and leaves the first result alone
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction):
+    """Row blocks shared by worker threads give the single-thread result; so do F-ordered
+    inputs and row blocks that mix shifted (large) and unshifted logits."""
+    from handgrad.losses import _softmax_ce
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 30)).astype(np.float32)
+    x[40:] *= 40  # beyond the unshifted limit: these row blocks take the shifted path
+    target = rng.integers(0, 30, 64)
+    upstream = rng.standard_normal(64) if reduction == "none" else 0.7
+    monkeypatch.setattr(_softmax_ce, "THREADS", 1)
+    loss = CrossEntropyLoss(reduction=reduction)
+    expected = loss(x, target), loss.backward(upstream)
+    monkeypatch.setattr(_softmax_ce, "THREADS", 3)
+    monkeypatch.setattr(_softmax_ce, "PARALLEL_MIN_SIZE", 1)
+    monkeypatch.setattr(_softmax_ce, "BLOCK_SIZE", 200)  # 9 blocks for 3 threads
+    for pred in (x, np.asfortranarray(x)):
+        np.testing.assert_allclose(loss(pred, target), expected[0], rtol=1e-6)
+        np.testing.assert_allclose(loss.backward(upstream), expected[1], rtol=1e-6, atol=1e-9)
+    x[50, 3] = np.nan  # found by the thread that takes that block
+    with pytest.raises(ValueError, match="CrossEntropyLoss: prediction contains NaN"):
+        loss(x, target)
+
+
 def test_cross_entropy_fused_path_is_stable_for_huge_logits():
     x = np.array([[1e4, -1e4, 0.0], [-3e4, -3e4 + 5.0, -3e4 + 1.0]], dtype=np.float32)
     loss = CrossEntropyLoss(reduction="none")
@@ -292,6 +317,18 @@ def test_nan_prediction(make):
     target = np.zeros(2, dtype=np.int64) if make is CrossEntropyLoss else np.zeros((2, 3))
     with pytest.raises(ValueError, match=rf"{make.__name__}: prediction contains NaN"):
         make()(x, target)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("weight", [None, np.ones(3)])  # fused and general path
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 2), (400, 3, 120)])
+def test_cross_entropy_rejects_non_finite_prediction(bad, weight, shape):
+    x = np.ones(shape, dtype=np.float32)
+    x.flat[-4] = bad
+    target = np.zeros((shape[0],) + shape[2:], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: prediction contains NaN or "
+                                         r"infinite values \(1 of"):
+        CrossEntropyLoss(weight)(x, target)
 
 
 def test_integer_prediction_is_a_type_error():
