@@ -128,7 +128,7 @@ class _CellBase(Layer):
         if not self._stack:
             self._saved(None)
         cache, unbatched = self._stack[-1]
-        x = cache[0]  # (1, N, I)
+        x = cache[0]  # (1, N, I), or (1, N, I + 1) with the ones column of the biases
         shape = (self.hidden_size,) if unbatched else (x.shape[1], self.hidden_size)
         grads = [check_grad(self, grad_h, shape)]
         if len(self.state_names) == 2:

@@ -26,18 +26,30 @@ _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 def accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x, prev_h, grad_pre_ih, grad_pre_hh):
     """Add the weight gradients of a whole sequence with a few large matmuls.
 
-    ``x`` (T, N, I), ``prev_h`` (T, N, H), ``grad_pre_*`` (T, N, G):
-    dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T h[t-1], db = column sums.
+    ``x`` (T, N, I) is the kernels' projection input (with biases: (T, N, I + 1), the last
+    column all ones, see ``ops.recurrent._project``), ``prev_h`` (T, N, H), ``grad_pre_*``
+    (T, N, G): dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T h[t-1], db = column
+    sums, which the ones column turns into the last column of the same matmul as dW_ih.
     """
     G = grad_pre_ih.shape[-1]
+    I = w_ih.data.shape[1]
     g_ih = grad_pre_ih.reshape(-1, G)
     g_hh = g_ih if grad_pre_hh is grad_pre_ih else grad_pre_hh.reshape(-1, G)
-    if w_ih.requires_grad:
-        w_ih.accumulate_grad(g_ih.T @ x.reshape(-1, x.shape[-1]), fresh=True)
+    with_bias = b_ih is not None and (b_ih.requires_grad or b_hh.requires_grad)
+    sum_ih = None
+    if w_ih.requires_grad or with_bias:
+        if x.shape[-1] == I + 1:  # the ones column: dW_ih and sum_t da_ih in one matmul
+            full = g_ih.T @ x.reshape(-1, I + 1)
+            if w_ih.requires_grad:
+                w_ih.accumulate_grad(np.ascontiguousarray(full[:, :I]), fresh=True)
+            sum_ih = full[:, I].copy()
+        elif w_ih.requires_grad:
+            w_ih.accumulate_grad(g_ih.T @ x.reshape(-1, I), fresh=True)
     if w_hh.requires_grad:
         w_hh.accumulate_grad(g_hh.T @ prev_h.reshape(-1, prev_h.shape[-1]), fresh=True)
-    if b_ih is not None and (b_ih.requires_grad or b_hh.requires_grad):
-        sum_ih = g_ih.sum(axis=0)
+    if with_bias:
+        if sum_ih is None:
+            sum_ih = g_ih.sum(axis=0)
         sum_hh = sum_ih if g_hh is g_ih else g_hh.sum(axis=0)
         b_ih.accumulate_grad(sum_ih, fresh=sum_hh is not sum_ih)
         b_hh.accumulate_grad(sum_hh, fresh=True)
@@ -261,10 +273,10 @@ class _RNNBase(Layer):
                 g_init, g_ih, g_hh, prev_h = run_backward(cache, grad_y, last, w_hh.data)
                 for buf, value in zip(grad_init, g_init):
                     buf[idx] = value
-                x_k = cache[0]
+                x_k = cache[0]  # the projection input, maybe with a ones column
                 accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x_k, prev_h, g_ih, g_hh)
                 G = g_ih.shape[-1]
-                dx = (g_ih.reshape(-1, G) @ w_ih.data).reshape(x_k.shape)
+                dx = (g_ih.reshape(-1, G) @ w_ih.data).reshape(T, N, w_ih.data.shape[1])
                 if grad_inp is None:
                     grad_inp = dx
                 else:

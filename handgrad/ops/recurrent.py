@@ -51,11 +51,33 @@ def _steps(T: int, reverse: bool, backward: bool = False) -> range:
     return forward_order[::-1] if backward else forward_order
 
 
-def _project(x: NDArray, w_ih: NDArray, out: NDArray) -> NDArray:
-    """``out[t] = x[t] @ w_ih^T`` for all t with one matmul; ``out`` is (T, N, G)."""
+def _project(x: NDArray, w_ih: NDArray, bias: NDArray | None, out: NDArray,
+             scale: NDArray | None = None) -> NDArray:
+    """``out[t] = (x[t] @ w_ih^T + bias) * scale`` for all t with ONE matmul; ``out`` is (T, N, G).
+
+    With a bias, the bias rides in the matmul as an extra input column of ones (no separate
+    pass over the large ``out``). Returns the matmul's input: ``x`` itself, or with a bias the
+    (T, N, I + 1) copy of ``x`` with that column of ones, which the backward uses to get the
+    weight and bias gradients from one matmul too (see ``layers.recurrent``).
+    """
     T, N, I = x.shape
-    np.matmul(x.reshape(T * N, I), w_ih.T, out=out.reshape(T * N, out.shape[-1]))
-    return out
+    G = out.shape[-1]
+    if bias is None:
+        w = w_ih if scale is None else w_ih * scale[:, None]
+        np.matmul(x.reshape(T * N, I), w.T, out=out.reshape(T * N, G))
+        return x
+    xa = np.empty((T, N, I + 1), dtype=x.dtype)
+    xa[..., :I] = x
+    xa[..., I] = 1
+    wa = np.empty((G, I + 1), dtype=x.dtype)
+    if scale is None:
+        wa[:, :I] = w_ih
+        wa[:, I] = bias
+    else:
+        np.multiply(w_ih, scale[:, None], out=wa[:, :I])
+        np.multiply(bias, scale, out=wa[:, I])
+    np.matmul(xa.reshape(T * N, I + 1), wa.T, out=out.reshape(T * N, G))
+    return xa
 
 
 def _grad_init(grad: NDArray | None, shape: tuple[int, ...], dtype) -> NDArray:
@@ -73,9 +95,8 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
     po, co = _offsets(reverse)
     hs = np.empty((T + 1, N, H), dtype=x.dtype)
     y = hs[co:co + T]
-    _project(x, w_ih, y)  # the pre-activations are written where the states will be
-    if b_ih is not None:
-        y += b_ih + b_hh
+    bias = None if b_ih is None else b_ih + b_hh
+    xp = _project(x, w_ih, bias, y)  # the pre-activations are written where the states will be
     hs[po * T] = h0
     w_hh_t = w_hh.T
     tmp = np.empty((N, H), dtype=x.dtype)
@@ -87,7 +108,7 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
             np.maximum(h, 0, out=h)
         else:
             np.tanh(h, out=h)
-    cache = (x, hs, reverse, relu) if keep else None
+    cache = (xp, hs, reverse, relu) if keep else None
     return y, (hs[co * T],), cache
 
 
@@ -126,82 +147,89 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
 
     i, f, o = sigmoid(W_i* x + b_i* + W_h* h + b_h*);  g = tanh(W_ig x + b_ig + W_hg h + b_hg)
     c' = f * c + i * g;  h' = o * tanh(c')
+
+    The gate buffer ends up holding sigmoid(a) for i, f, o and r = sigmoid(2 a) for g
+    (tanh(a) = 2 r - 1 goes to its own buffer), so one formula s (1 - s) gives every gate's
+    derivative in the backward (times 4 for g: 1 - tanh(a)^2 = 4 r (1 - r)).
     """
     h0, c0 = state
     T, N, _ = x.shape
     H = w_hh.shape[1]
     po, co = _offsets(reverse)
     scale = _lstm_scale(H, x.dtype)  # folded into the weights: gates hold k * a
-    gates = _project(x, w_ih * scale[:, None], np.empty((T, N, 4 * H), dtype=x.dtype))
-    if b_ih is not None:
-        gates += (b_ih + b_hh) * scale
+    bias = None if b_ih is None else b_ih + b_hh
+    gates = np.empty((T, N, 4 * H), dtype=x.dtype)
+    xp = _project(x, w_ih, bias, gates, scale)
     w_hh_t = w_hh.T * scale  # (H, 4H)
     hs = np.empty((T + 1, N, H), dtype=x.dtype)
     cs = np.empty((T + 1, N, H), dtype=x.dtype)
     tanh_c = np.empty((T, N, H), dtype=x.dtype)
+    tanh_g = np.empty((T, N, H), dtype=x.dtype)
     hs[po * T] = h0
     cs[po * T] = c0
     tmp = np.empty((N, 4 * H), dtype=x.dtype)
     tmp_h = np.empty((N, H), dtype=x.dtype)
     with np.errstate(over="ignore"):
-        _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, w_hh_t, tmp, tmp_h)
-    cache = (x, hs, cs, gates, tanh_c, reverse) if keep else None
+        _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, tmp, tmp_h)
+    cache = (xp, hs, cs, gates, tanh_g, tanh_c, reverse) if keep else None
     return hs[co:co + T], (hs[co * T], cs[co * T]), cache
 
 
-def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, w_hh_t, tmp, tmp_h):
+def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, tmp, tmp_h):
     po, co = _offsets(reverse)
     for t in _steps(T, reverse):
-        g_t = gates[t]
+        s = gates[t]
         np.matmul(hs[t + po], w_hh_t, out=tmp)
-        g_t += tmp
-        np.exp(g_t, out=g_t)  # overflow to inf is fine: 1 / (1 + inf) = 0
-        g_t += 1
-        np.reciprocal(g_t, out=g_t)
-        g = g_t[:, 2 * H:3 * H]
-        g *= 2
-        g -= 1  # now (sigmoid(i), sigmoid(f), tanh(g), sigmoid(o))
+        s += tmp
+        np.exp(s, out=s)  # overflow to inf is fine: 1 / (1 + inf) = 0
+        s += 1
+        np.reciprocal(s, out=s)  # (sigmoid(i), sigmoid(f), sigmoid(2 g), sigmoid(o))
+        g = tanh_g[t]
+        np.multiply(s[:, 2 * H:3 * H], 2, out=g)
+        g -= 1
         c = cs[t + co]
-        np.multiply(g_t[:, H:2 * H], cs[t + po], out=c)
-        np.multiply(g_t[:, :H], g_t[:, 2 * H:3 * H], out=tmp_h)
+        np.multiply(s[:, H:2 * H], cs[t + po], out=c)
+        np.multiply(s[:, :H], g, out=tmp_h)
         c += tmp_h
         np.tanh(c, out=tanh_c[t])
-        np.multiply(g_t[:, 3 * H:], tanh_c[t], out=hs[t + co])
+        np.multiply(s[:, 3 * H:], tanh_c[t], out=hs[t + co])
 
 
 def lstm_backward(cache, grad_y, grad_final, w_hh):
     # With dh = dL/dh_t and dc = dL/dc_t (including what flows back from step t+1):
-    #   dc += dh * o * (1 - tanh(c)^2)
+    #   dc += dh * o * (1 - tanh(c)^2) = o * (dh - tanh(c) * (dh * tanh(c)))
     #   da_o = dh * tanh(c) * o(1-o),  da_i = dc * g * i(1-i),  da_f = dc * c_{t-1} * f(1-f)
-    #   da_g = dc * i * (1-g^2);  dc_{t-1} = dc * f;  dh_{t-1} = da @ W_hh
-    x, hs, cs, gates, tanh_c, reverse = cache
+    #   da_g = dc * i * (1-g^2) = dc * i * 4 r(1-r);  dc_{t-1} = dc * f;  dh_{t-1} = da @ W_hh
+    # Everything per step on (N, 4H) blocks that stay in cache (no whole-sequence passes).
+    x, hs, cs, gates, tanh_g, tanh_c, reverse = cache
     T, N, _ = x.shape
     H = hs.shape[-1]
-    po, co = _offsets(reverse)
-    # activation derivatives of all steps at once: a(1-a) for i, f, o and 1-g^2 for g
-    grad_pre = np.square(gates)
-    for part in (slice(0, 2 * H), slice(3 * H, 4 * H)):
-        np.subtract(gates[..., part], grad_pre[..., part], out=grad_pre[..., part])
-    np.subtract(1, grad_pre[..., 2 * H:3 * H], out=grad_pre[..., 2 * H:3 * H])
-    dtanh_c = np.square(tanh_c)
-    np.subtract(1, dtanh_c, out=dtanh_c)
+    po, _ = _offsets(reverse)
+    grad_pre = np.empty_like(gates)
     dh = _grad_init(grad_final[0], (N, H), x.dtype)
     dc = _grad_init(grad_final[1], (N, H), x.dtype)
     up = np.empty((N, 4 * H), dtype=x.dtype)
     tmp_h = np.empty((N, H), dtype=x.dtype)
     for t in _steps(T, reverse, backward=True):
         dh += grad_y[t]
-        g_t = gates[t]
-        np.multiply(dh, g_t[:, 3 * H:], out=tmp_h)
-        tmp_h *= dtanh_c[t]
+        s = gates[t]
+        tc = tanh_c[t]
+        up_o = up[:, 3 * H:]
+        np.multiply(dh, tc, out=up_o)
+        np.multiply(tc, up_o, out=tmp_h)
+        np.subtract(dh, tmp_h, out=tmp_h)
+        tmp_h *= s[:, 3 * H:]
         dc += tmp_h
-        np.multiply(dh, tanh_c[t], out=up[:, 3 * H:])
-        np.multiply(dc, g_t[:, 2 * H:3 * H], out=up[:, :H])
+        np.multiply(dc, tanh_g[t], out=up[:, :H])
         np.multiply(dc, cs[t + po], out=up[:, H:2 * H])
-        np.multiply(dc, g_t[:, :H], out=up[:, 2 * H:3 * H])
+        up_g = up[:, 2 * H:3 * H]
+        np.multiply(dc, s[:, :H], out=up_g)
+        up_g *= 4
         da = grad_pre[t]
+        np.subtract(1, s, out=da)
+        da *= s
         da *= up
-        dc *= g_t[:, H:2 * H]
+        dc *= s[:, H:2 * H]
         np.matmul(da, w_hh, out=dh)
     return (dh, dc), grad_pre, grad_pre, hs[po:po + T]
 
@@ -217,14 +245,15 @@ def gru_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     T, N, _ = x.shape
     H = w_hh.shape[1]
     po, co = _offsets(reverse)
-    gates = _project(x, w_ih, np.empty((T, N, 3 * H), dtype=x.dtype))
-    b_hn = None
+    gates = np.empty((T, N, 3 * H), dtype=x.dtype)
+    scale = np.ones(3 * H, dtype=x.dtype)
+    scale[:2 * H] = 0.5  # sigmoid(a) = 0.5 tanh(a / 2) + 0.5
+    bias = b_hn = None
     if b_ih is not None:
         bias = b_ih.copy()
         bias[:2 * H] += b_hh[:2 * H]
-        gates += bias
         b_hn = b_hh[2 * H:]
-    gates[..., :2 * H] *= 0.5
+    xp = _project(x, w_ih, bias, gates, scale)
     w_hh_t = w_hh.T.copy()  # (H, 3H)
     w_hh_t[:, :2 * H] *= 0.5
     hs = np.empty((T + 1, N, H), dtype=x.dtype)
@@ -252,7 +281,7 @@ def gru_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
         np.subtract(prev, n, out=tmp_h)
         tmp_h *= g_t[:, H:2 * H]
         np.add(n, tmp_h, out=hs[t + co])  # h' = n + z * (h - n)
-    cache = (x, hs, gates, hn, reverse) if keep else None
+    cache = (xp, hs, gates, hn, reverse) if keep else None
     return hs[co:co + T], (hs[co * T],), cache
 
 
