@@ -14,24 +14,22 @@ and keeps ``e`` and ``s``. Backward turns ``e`` into the gradient in place:
 per-row factor and one write of ``M`` elements at unique flat indices ``i * C + t_i``.
 
 NumPy's float32 ``exp`` costs about 2 ns per element on one core, most of the step; so for
-large inputs (at least ``PARALLEL_MIN_SIZE`` elements) the rows are split into blocks that
-worker threads process at the same time (NumPy releases the GIL inside each call). The
-number of threads is ``HANDGRAD_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this
-process may use (read at import; ``THREADS`` below, 1 turns the splitting off). Each
-element is computed by the same operations either way, so the results do not depend on it.
+large inputs (at least ``PARALLEL_MIN_SIZE`` elements) the rows are cut into blocks that
+``handgrad.ops.parallel.run_chunks`` shares between threads (``handgrad.set_num_threads``;
+NumPy releases the GIL inside each call). Each element sees the same operations either way.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
 
-# Inputs with fewer elements stay in the calling thread (a hand-off costs ~20-50 us).
+from ..ops.parallel import get_num_threads, run_chunks
+
+# Inputs with fewer elements stay in the calling thread (a hand-off costs ~20-80 us).
 PARALLEL_MIN_SIZE = 1 << 17
 # Elements per block when splitting (about 0.1 ms of exp).
 BLOCK_SIZE = 1 << 16
@@ -40,47 +38,18 @@ BLOCK_SIZE = 1 << 16
 UNSHIFTED_LIMIT = {np.dtype(np.float32): 16.0, np.dtype(np.float64): 16.0}
 
 
-def _default_threads() -> int:
-    for var in ("HANDGRAD_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-THREADS = min(_default_threads(), 8)
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = -1
-
-
 def _in_row_blocks(kernel: Callable[[int, int], None], m: int, size: int) -> None:
     """Run ``kernel(lo, hi)`` over row blocks covering ``[0, m)``: in the calling thread
-    for small inputs, else shared by the calling thread and ``THREADS - 1`` workers, each
-    taking the next block when done with one (so a thread that gets no CPU because the
-    machine is busy delays the result by one block at most)."""
-    global _pool, _pool_pid
-    n = min(THREADS, m) if size >= PARALLEL_MIN_SIZE else 1
-    if n <= 1:
+    for small inputs, else over a few blocks per thread, each thread taking the next block
+    when done with one."""
+    threads = get_num_threads() if size >= PARALLEL_MIN_SIZE else 1
+    if threads <= 1:
         kernel(0, m)
         return
-    if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < n - 1:
-        _pool = ThreadPoolExecutor(n - 1, thread_name_prefix="handgrad")  # new after a fork
-        _pool_pid = os.getpid()
-    blocks = min(m, max(n, min(4 * n, size // BLOCK_SIZE)))
+    blocks = min(m, max(threads, min(4 * threads, size // BLOCK_SIZE)))
     bounds = [m * i // blocks for i in range(blocks + 1)]
-    todo = iter(zip(bounds[:-1], bounds[1:]))  # next() on it is atomic under the GIL
-
-    def work() -> None:
-        for lo, hi in todo:
-            kernel(lo, hi)
-
-    futures = [_pool.submit(work) for _ in range(n - 1)]
-    work()
-    for future in futures:
-        future.result()
+    run_chunks(lambda worker, rows: kernel(*rows), list(zip(bounds[:-1], bounds[1:])),
+               threads)
 
 
 def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool

@@ -171,16 +171,17 @@ def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction):
     """Row blocks shared by worker threads give the single-thread result; so do F-ordered
     inputs and row blocks that mix shifted (large) and unshifted logits."""
     from handgrad.losses import _softmax_ce
+    from handgrad.ops import parallel
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((64, 30)).astype(np.float32)
     x[40:] *= 40  # beyond the unshifted limit: these row blocks take the shifted path
     target = rng.integers(0, 30, 64)
     upstream = rng.standard_normal(64) if reduction == "none" else 0.7
-    monkeypatch.setattr(_softmax_ce, "THREADS", 1)
+    monkeypatch.setattr(parallel, "_requested", 1)  # as handgrad.set_num_threads(1)
     loss = CrossEntropyLoss(reduction=reduction)
     expected = loss(x, target), loss.backward(upstream)
-    monkeypatch.setattr(_softmax_ce, "THREADS", 3)
+    monkeypatch.setattr(parallel, "_requested", 3)
     monkeypatch.setattr(_softmax_ce, "PARALLEL_MIN_SIZE", 1)
     monkeypatch.setattr(_softmax_ce, "BLOCK_SIZE", 200)  # 9 blocks for 3 threads
     for pred in (x, np.asfortranarray(x)):
