@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 
+from ..ops.parallel import get_num_threads, run_chunks
 from ..parameter import Parameter
 from . import _flat
 from .optimizer import Optimizer, _check_betas, _check_nonnegative
@@ -45,10 +47,13 @@ class Adam(Optimizer):
     ``max_exp_avg_sq`` (v_max, with amsgrad). Created at the parameter's first update.
 
     Speed: tensors with more than ``_flat.FLAT_MAX_SIZE`` (16384) elements are updated
-    one at a time in place (two reusable scratch arrays). Smaller ones sharing a dtype and
-    step count keep their moments in flat buffers (``state[p]`` holds views) and are
-    updated with one NumPy call per operation for all of them: the same element-wise
-    operations in the same order, so the results are bit-identical to the per-tensor loop.
+    one at a time in place, in chunks of at most ``_flat.CHUNK_SIZE`` (131072) elements
+    (two reusable scratch arrays per thread). Smaller ones sharing a dtype and step count
+    keep their moments in flat buffers (``state[p]`` holds views) and are updated with one
+    NumPy call per operation for a run of them. Steps of at least
+    ``_flat.PARALLEL_MIN_SIZE`` elements share these chunks and runs between threads
+    (``handgrad.set_num_threads``). Every element sees the same operations in the same
+    order on every path, so the results are bit-identical to a plain per-tensor loop.
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -71,17 +76,22 @@ class Adam(Optimizer):
         hp = _Hyper(group, self._decoupled)
         # Small tensors with the same dtype and step count are updated together (flat path).
         batches: dict[tuple, list[Parameter]] = {}
+        tasks: list[Callable[..., None]] = []
+        total = 0
         for p in self._active(group):
+            total += p.data.size
             if p.data.size <= _flat.FLAT_MAX_SIZE:
                 step = self._state_of(p, hp.amsgrad)["step"]
                 batches.setdefault((p.data.dtype, step), []).append(p)
             else:
-                self._update_tensor(p, hp)
+                tasks += self._tensor_tasks(p, hp)
         for params in batches.values():
             if len(params) == 1:
-                self._update_tensor(params[0], hp)
+                tasks += self._tensor_tasks(params[0], hp)
             else:
-                self._update_flat(params, hp, group)
+                tasks += self._flat_tasks(params, hp, group)
+        threads = get_num_threads() if total >= _flat.PARALLEL_MIN_SIZE else 1
+        run_chunks(_run_task, tasks, threads)
 
     def _state_of(self, p: Parameter, amsgrad: bool) -> dict:
         """The parameter's state, created (zeros, step 0) at its first update."""
@@ -96,16 +106,26 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(p.data)
         return state
 
-    def _update_tensor(self, p: Parameter, hp: _Hyper) -> None:
-        """The plain path: one parameter at a time, two reusable scratch arrays."""
+    def _tensor_tasks(self, p: Parameter, hp: _Hyper) -> list[Callable[..., None]]:
+        """The plain path, one parameter at a time: counts the step and returns the
+        update as tasks over chunks of at most ``_flat.CHUNK_SIZE`` elements."""
         state = self._state_of(p, hp.amsgrad)
         step = state["step"] = state["step"] + 1.0
-        a, b = self._scratch(p.data)
-        grad = p.grad
+        arrays = [p.data, p.grad, state["exp_avg"], state["exp_avg_sq"]]
+        if hp.amsgrad:
+            arrays.append(state["max_exp_avg_sq"])
+        return [partial(self._update_chunk, hp, step, *chunk)
+                for chunk in _flat.chunks(arrays, _flat.CHUNK_SIZE)]
+
+    def _update_chunk(self, hp: _Hyper, step: float, data: np.ndarray, grad: np.ndarray,
+                      m: np.ndarray, v: np.ndarray, v_max: np.ndarray | None = None, *,
+                      worker: int) -> None:
+        """Update (a chunk of) one parameter in place, with the worker's scratch arrays."""
+        a, b = self._scratch(data, worker=worker)
         if hp.decay_factor != 1.0:
-            p.data *= hp.decay_factor
+            data *= hp.decay_factor
         if hp.l2 != 0:
-            np.multiply(p.data, hp.l2, out=a)
+            np.multiply(data, hp.l2, out=a)
             if hp.maximize:
                 a -= grad
             else:
@@ -113,44 +133,57 @@ class Adam(Optimizer):
             grad = a
         elif hp.maximize:
             grad = np.negative(grad, out=a)
-        if _adam_kernel(grad, state["exp_avg"], state["exp_avg_sq"],
-                        state.get("max_exp_avg_sq") if hp.amsgrad else None, b, hp, step):
-            p.data -= b
+        if _adam_kernel(grad, m, v, v_max, b, hp, step):
+            data -= b
 
-    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
+    def _flat_tasks(self, params: list[Parameter], hp: _Hyper,
+                    group: dict) -> list[Callable[..., None]]:
         """The fast path for many small tensors: the same element-wise operations, in the
-        same order (so bit-identical results), on one flat buffer per state.
+        same order (so bit-identical results), on one flat buffer per state, as tasks over
+        runs of parameters of at most ``_flat.CHUNK_SIZE`` elements.
 
         The moments of these parameters live in flat arrays and ``state[p]`` holds views of
         them; gradients are gathered with one copy and updates scattered back per tensor.
         (Callers pass parameters that share a dtype and a step count.)
         """
         states = [self.state[p] for p in params]
-        step = states[0]["step"]
+        step = states[0]["step"] + 1.0
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp.amsgrad else ())
         bucket = self._flat_bucket(group, params, states, names)
-        step += 1.0
         for s in states:
             s["step"] = step
-        grad = bucket.gather_grads(params)
-        if hp.l2 != 0:
-            a = bucket.gather_params(params)
-            a *= hp.l2
-            if hp.maximize:
-                a -= grad
-            else:
-                a += grad
-            grad = a
-        elif hp.maximize:
-            np.negative(grad, out=grad)
-        b = bucket.scratch
-        apply = _adam_kernel(grad, bucket.flat["exp_avg"], bucket.flat["exp_avg_sq"],
-                             bucket.flat.get("max_exp_avg_sq"), b, hp, step)
-        for p, update in zip(params, bucket.scratch_views):
-            if hp.decay_factor != 1.0:
-                p.data *= hp.decay_factor
-            if apply:
-                p.data -= update
+        return [partial(_update_flat_run, bucket, params, i, j, hp, step)
+                for i, j in bucket.segments(_flat.CHUNK_SIZE)]
+
+
+def _run_task(worker: int, task: Callable[..., None]) -> None:
+    task(worker=worker)
+
+
+def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, j: int,
+                     hp: _Hyper, step: float, *, worker: int) -> None:
+    """Update ``params[i:j]`` of a flat bucket (their slice of its buffers)."""
+    lo, hi = bucket.bounds[i], bucket.bounds[j]
+    grad = bucket.gather_grads(params, i, j)
+    if hp.l2 != 0:
+        a = bucket.gather_params(params, i, j)
+        a *= hp.l2
+        if hp.maximize:
+            a -= grad
+        else:
+            a += grad
+        grad = a
+    elif hp.maximize:
+        np.negative(grad, out=grad)
+    v_max = bucket.flat.get("max_exp_avg_sq")
+    apply = _adam_kernel(grad, bucket.flat["exp_avg"][lo:hi], bucket.flat["exp_avg_sq"][lo:hi],
+                         None if v_max is None else v_max[lo:hi], bucket.scratch[lo:hi], hp,
+                         step)
+    for p, update in zip(params[i:j], bucket.scratch_views[i:j]):
+        if hp.decay_factor != 1.0:
+            p.data *= hp.decay_factor
+        if apply:
+            p.data -= update
 
 
 class _Hyper:

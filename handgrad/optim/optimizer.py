@@ -59,7 +59,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict[Parameter, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
-        self._scratch_flat: dict[np.dtype, np.ndarray] = {}
+        self._scratch_flat: dict[tuple, np.ndarray] = {}
         self._scratch_views: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._flat_buckets: dict[tuple, FlatBucket] = {}
         self._live_buckets: set[tuple] = set()
@@ -159,18 +159,21 @@ class Optimizer:
         self._live_buckets.add(key)
         return bucket
 
-    def _scratch(self, data: np.ndarray, count: int = 2) -> tuple[np.ndarray, ...]:
-        """``count`` scratch arrays shaped like ``data``, reused across steps (not state)."""
-        key = (data.dtype, data.shape, count)
+    def _scratch(self, data: np.ndarray, count: int = 2,
+                 worker: int = 0) -> tuple[np.ndarray, ...]:
+        """``count`` scratch arrays shaped like ``data``, reused across steps (not state);
+        each thread of a parallel step (``worker``, see ``handgrad.ops.parallel``) has its
+        own."""
+        key = (worker, data.dtype, data.shape, count)
         views = self._scratch_views.get(key)
         if views is None:
             n = data.size
-            flat = self._scratch_flat.get(data.dtype)
+            flat = self._scratch_flat.get((worker, data.dtype))
             if flat is None or flat.size < n * count:
                 flat = np.empty(max(n * count, 1), dtype=data.dtype)
-                self._scratch_flat[data.dtype] = flat
+                self._scratch_flat[(worker, data.dtype)] = flat
                 self._scratch_views = {
-                    k: v for k, v in self._scratch_views.items() if k[0] != data.dtype
+                    k: v for k, v in self._scratch_views.items() if k[:2] != key[:2]
                 }
             views = tuple(flat[i * n:(i + 1) * n].reshape(data.shape) for i in range(count))
             self._scratch_views[key] = views

@@ -335,3 +335,35 @@ def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     for p, q in zip(flat_params, plain_params):
         assert p.data.dtype == q.data.dtype
         np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (Adam, dict(lr=0.01)),
+    (Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True)),
+    (AdamW, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+])
+def test_chunked_threaded_step_equals_plain_step(cls, kwargs, monkeypatch):
+    """Chunks of large tensors and runs of small ones, shared between threads, give the
+    same bits as one serial pass per tensor; also for an F-ordered (unchunkable) tensor."""
+    import handgrad.optim._flat as flat_module
+    from handgrad.ops import parallel
+
+    def run(chunk, threads, flat_max):
+        monkeypatch.setattr(flat_module, "CHUNK_SIZE", chunk)
+        monkeypatch.setattr(flat_module, "PARALLEL_MIN_SIZE", 1)
+        monkeypatch.setattr(flat_module, "FLAT_MAX_SIZE", flat_max)
+        monkeypatch.setattr(parallel, "_requested", threads)
+        rng = np.random.default_rng(3)
+        shapes = [(40, 30), (7,), (5, 3), (300,), (2, 2), (9, 11)]
+        params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+        params.append(Parameter(np.asfortranarray(rng.standard_normal((13, 17)), np.float32)))
+        opt = cls(params, **kwargs)
+        for step in range(4):
+            set_grads(params, step, np.float32)
+            opt.step()
+        return params
+
+    plain = run(10**9, 1, 0)
+    for p, q in zip(run(64, 3, 100), plain):  # chunks of 64 elements, runs of small tensors
+        assert p.data.dtype == np.float32
+        np.testing.assert_array_equal(p.data, q.data)
