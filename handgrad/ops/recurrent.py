@@ -294,10 +294,8 @@ def gru_backward(cache, grad_y, grad_final, w_hh):
     T, N, _ = x.shape
     H = hs.shape[-1]
     po, co = _offsets(reverse)
-    grad_ih = np.square(gates)
-    np.subtract(gates[..., :2 * H], grad_ih[..., :2 * H], out=grad_ih[..., :2 * H])
-    np.subtract(1, grad_ih[..., 2 * H:], out=grad_ih[..., 2 * H:])
-    grad_hh = np.empty_like(grad_ih)
+    grad_ih = np.empty_like(gates)
+    grad_hh = np.empty_like(gates)
     dh = _grad_init(grad_final[0], (N, H), x.dtype)
     up = np.empty((N, 3 * H), dtype=x.dtype)
     dh_z = np.empty((N, H), dtype=x.dtype)
@@ -306,6 +304,11 @@ def gru_backward(cache, grad_y, grad_final, w_hh):
         dh += grad_y[t]
         g_t = gates[t]
         da = grad_ih[t]
+        # activation derivatives, per step on cache-resident blocks: r(1-r), z(1-z), 1-n^2
+        np.subtract(1, g_t[:, :2 * H], out=da[:, :2 * H])
+        da[:, :2 * H] *= g_t[:, :2 * H]
+        np.multiply(g_t[:, 2 * H:], g_t[:, 2 * H:], out=da[:, 2 * H:])
+        np.subtract(1, da[:, 2 * H:], out=da[:, 2 * H:])
         np.subtract(hs[t + po], g_t[:, 2 * H:], out=tmp_h)
         np.multiply(dh, tmp_h, out=up[:, H:2 * H])
         np.multiply(dh, g_t[:, H:2 * H], out=dh_z)
