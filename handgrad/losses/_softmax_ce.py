@@ -6,12 +6,14 @@ ignored rows), forward computes the shifted logits and their exponentials ONCE:
     e[i, c] = exp(z[i, c] - max_c z[i, c]),   s[i] = sum_c e[i, c]
     l_i = log s[i] - (z[i, t_i] - max_c z[i, c])
 
-and keeps ``e`` and ``s``. Backward turns ``e`` into the gradient in place:
+and, while each block of rows is still in the cache, normalizes ``e`` in place to
+``u e[i, c] / s[i]`` (``u = 1 / M`` for ``'mean'``, else 1). Backward turns that into the
+gradient in place,
 
-    dl_i/dz[i, c] = g_i (e[i, c] / s[i] - [c == t_i])
+    dl_i/dz[i, c] = g (u e[i, c] / s[i] - u [c == t_i])
 
-(``g_i`` the upstream factor: ``grad_output / M`` for ``'mean'``), one multiply by a
-per-row factor and one write of ``M`` elements at unique flat indices ``i * C + t_i``.
+with one write of ``M`` elements at the unique flat indices ``i * C + t_i``, and one
+multiply by ``g`` (``grad_output``) only when ``g`` is not 1.
 
 NumPy's float32 ``exp`` costs about 2 ns per element on one core, most of the step; so for
 large inputs (at least ``PARALLEL_MIN_SIZE`` elements) the rows are cut into blocks that
@@ -31,8 +33,9 @@ from ..ops.parallel import get_num_threads, run_chunks
 
 # Inputs with fewer elements stay in the calling thread (a hand-off costs ~20-80 us).
 PARALLEL_MIN_SIZE = 1 << 17
-# Elements per block when splitting (about 0.1 ms of exp).
-BLOCK_SIZE = 1 << 16
+# Elements per block when splitting (about 0.5 ms of exp): one block per thread for the
+# usual sizes; fewer, larger blocks measured faster than many small ones.
+BLOCK_SIZE = 1 << 18
 
 # Logits within +-this need no shift by the row maximum (see softmax_ce_forward).
 UNSHIFTED_LIMIT = {np.dtype(np.float32): 16.0, np.dtype(np.float64): 16.0}
@@ -52,15 +55,16 @@ def _in_row_blocks(kernel: Callable[[int, int], None], m: int, size: int) -> Non
                threads)
 
 
-def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool
-                       ) -> tuple[NDArray, NDArray, NDArray] | None:
-    """Per-row losses, ``e`` and ``s`` (see the module docstring), all in ``z``'s dtype;
+def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float | None
+                       ) -> tuple[NDArray, NDArray] | None:
+    """Per-row losses and ``unit * e / s`` (see the module docstring), in ``z``'s dtype;
     None when ``z`` is not finite (checked on its maximum and minimum, before anything
     else is computed).
 
-    ``z``: ``(M, C)`` C-contiguous logits, overwritten with ``e`` when ``in_place``;
+    ``z``: ``(M, C)`` C-contiguous logits, overwritten with the result when ``in_place``;
     ``index``: ``(M,)`` flat indices ``i * C + t_i`` of the targets (all ``t_i`` in
-    ``[0, C)``).
+    ``[0, C)``); ``unit``: the factor of the softmax (``1 / M`` for ``'mean'``, so that
+    backward has nothing left to scale), or None to skip the normalization (no backward).
 
     Where all logits of a row block lie in ``[-UNSHIFTED_LIMIT, UNSHIFTED_LIMIT]``, the
     shift by the row maximum is skipped (it cancels in ``e / s`` and in ``log s - z_t``,
@@ -89,28 +93,36 @@ def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool
             picked[lo:hi] = flat_e[index[lo:hi]]
             z_rows = e_rows
         np.exp(z_rows, out=e_rows)
-        np.einsum("mc->m", e_rows, out=s[lo:hi])  # row sums; faster than sum(axis=1)
+        s_rows = np.einsum("mc->m", e_rows, out=s[lo:hi])  # faster than sum(axis=1)
+        if unit is not None:  # normalize while the block is still in the cache
+            e_rows *= np.divide(unit, s_rows)[:, None]
 
     _in_row_blocks(rows, m, z.size)
     if not finite[0]:
         return None
     per_row = np.log(s)
     per_row -= picked
-    return per_row, e, s
+    return per_row, e
 
 
-def softmax_ce_backward(e: NDArray, s: NDArray, index: NDArray, scale: float | NDArray
-                        ) -> NDArray:
-    """Overwrite ``e`` with the gradient ``scale * (e / s - onehot(t))`` and return it.
+def softmax_ce_backward(probs: NDArray, index: NDArray, unit: float,
+                        grad_output: float | NDArray) -> NDArray:
+    """Overwrite ``probs = unit * softmax`` with the gradient
+    ``grad_output * (probs - unit * onehot(t))`` and return it.
 
-    ``index``: the flat target indices ``i * C + t_i``; ``scale``: a Python float, or an
-    ``(M,)`` array of per-row factors (``'none'``).
+    ``index``: the flat target indices ``i * C + t_i``; ``grad_output``: a Python float
+    (nothing to multiply when it is 1), or an ``(M,)`` array of per-row factors.
     """
-    row_factor = np.divide(scale, s)[:, None]  # (M, 1) g_i / s_i, in e's dtype (s is)
+    probs.reshape(-1)[index] -= unit  # one unique element per row
+    if isinstance(grad_output, np.ndarray):
+        factor = grad_output[:, None]
+    elif grad_output != 1.0:
+        factor = grad_output
+    else:
+        return probs
 
     def rows(lo: int, hi: int) -> None:
-        e[lo:hi] *= row_factor[lo:hi]
+        probs[lo:hi] *= factor if not isinstance(factor, np.ndarray) else factor[lo:hi]
 
-    _in_row_blocks(rows, e.shape[0], e.size)
-    e.reshape(-1)[index] -= scale  # one unique element per row
-    return e
+    _in_row_blocks(rows, probs.shape[0], probs.size)
+    return probs

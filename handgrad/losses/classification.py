@@ -191,9 +191,10 @@ class CrossEntropyLoss(_ClassIndexLoss):
     Shape: input ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; target integer ``(N,)``,
     ``(N, d1, ...)`` or ``()``, or float of the input's shape; output a float, or the
     target's index shape for ``'none'``. Forward caches, in the common case (class indices,
-    no weight, no label smoothing, no ignored target), ``exp(x - max)`` and its row sums,
-    which backward overwrites with the gradient (``_softmax_ce``: one exp pass, no
-    temporaries); otherwise ``softmax(x)`` and the row weights.
+    no weight, no label smoothing, no ignored target), ``softmax(x)`` already divided by
+    ``M`` for ``'mean'``, which backward overwrites with the gradient (``_softmax_ce``: one
+    exp pass, no temporaries, threads for large inputs); otherwise ``softmax(x)`` and the
+    row weights.
     """
 
     def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
@@ -260,12 +261,14 @@ class CrossEntropyLoss(_ClassIndexLoss):
         z = np.ascontiguousarray(z)  # (M, C), C order for the flat index
         m, c = z.shape
         index = np.arange(m) * c + target.reshape(-1)  # (M,) flat index of z[i, t_i]
+        unit = 1.0 / m if self.reduction == "mean" else 1.0
         # z is ours to overwrite when _rows made a copy (spatial inputs)
-        out = softmax_ce_forward(z, index, in_place=not np.may_share_memory(z, x))
+        out = softmax_ce_forward(z, index, not np.may_share_memory(z, x),
+                                 unit if self.caching else None)
         if out is None:  # not finite
             self._check_finite_pred(x)  # raises the error naming the loss
-        per_row, e, s = out
-        self._cache = ("fused", e, s, index, x, row_shape, unbatched, float(m)) \
+        per_row, probs = out  # probs = unit * softmax(z)
+        self._cache = ("fused", probs, index, unit, x, row_shape, unbatched) \
             if self.caching else None
         return self._finish(per_row, row_shape, unbatched, float(m))
 
@@ -294,16 +297,16 @@ class CrossEntropyLoss(_ClassIndexLoss):
         return _unrows(grad, (p.shape[1],) if unbatched else in_shape)
 
     def _backward_fused(self, cache: tuple, grad_output: Any) -> NDArray:
-        _, e, s, index, x, row_shape, unbatched, denom = cache
-        if e is None:  # a second backward of the same forward: e was overwritten, redo it
+        _, probs, index, unit, x, row_shape, unbatched = cache
+        if probs is None:  # a second backward of the same forward: probs was overwritten
             z = np.ascontiguousarray(_rows(x)[0])
-            _, e, s = softmax_ce_forward(z, index, in_place=not np.may_share_memory(z, x))
+            _, probs = softmax_ce_forward(z, index, not np.may_share_memory(z, x), unit)
         else:
-            self._cache = cache[:1] + (None, None) + cache[3:]  # e becomes the gradient
-        scale = self._scale(grad_output, row_shape, unbatched, denom, e.dtype)
-        if isinstance(scale, np.ndarray):
-            scale = scale[:, 0]
-        grad = softmax_ce_backward(e, s, index, scale)  # (M, C)
+            self._cache = cache[:1] + (None,) + cache[2:]  # probs becomes the gradient
+        g = upstream_scale(self, grad_output, () if unbatched else row_shape, 1, probs.dtype)
+        if isinstance(g, np.ndarray):
+            g = g.reshape(-1)
+        grad = softmax_ce_backward(probs, index, unit, g)  # (M, C)
         return _unrows(grad, (grad.shape[1],) if unbatched else x.shape)
 
     def extra_repr(self) -> str:
