@@ -24,32 +24,42 @@ _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x, prev_h, grad_pre_ih, grad_pre_hh):
-    """Add the weight gradients of a whole sequence with a few large matmuls.
+    """Add the weight gradients of a whole sequence with as few large matmuls as possible.
 
-    ``x`` (T, N, I) is the kernels' projection input (with biases: (T, N, I + 1), the last
-    column all ones, see ``ops.recurrent._project``), ``prev_h`` (T, N, H), ``grad_pre_*``
-    (T, N, G): dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T h[t-1], db = column
-    sums, which the ones column turns into the last column of the same matmul as dW_ih.
+    ``x`` is the kernels' projection input: (T, N, I), or with biases always (T, N, I + 1)
+    with a last column of ones (see ``ops.recurrent._project``); ``prev_h`` (T, N, H),
+    ``grad_pre_*`` (T, N, G). dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T
+    h[t-1], db = column sums, which the ones column turns into one more column of the dW_ih
+    matmul. When the input and hidden sides share the pre-activation gradient (RNN, LSTM),
+    ``[x | h]`` side by side make it ONE (G, I [+ 1] + H) matmul (cheaper than two thinner
+    ones, copy included).
     """
     G = grad_pre_ih.shape[-1]
-    I = w_ih.data.shape[1]
+    I, H, K = w_ih.data.shape[1], prev_h.shape[-1], x.shape[-1]
     g_ih = grad_pre_ih.reshape(-1, G)
     g_hh = g_ih if grad_pre_hh is grad_pre_ih else grad_pre_hh.reshape(-1, G)
+    x2 = x.reshape(-1, K)
+    h2 = prev_h.reshape(-1, H)
     with_bias = b_ih is not None and (b_ih.requires_grad or b_hh.requires_grad)
-    sum_ih = None
-    if w_ih.requires_grad or with_bias:
-        if x.shape[-1] == I + 1:  # the ones column: dW_ih and sum_t da_ih in one matmul
-            full = g_ih.T @ x.reshape(-1, I + 1)
-            if w_ih.requires_grad:
-                w_ih.accumulate_grad(np.ascontiguousarray(full[:, :I]), fresh=True)
-            sum_ih = full[:, I].copy()
-        elif w_ih.requires_grad:
-            w_ih.accumulate_grad(g_ih.T @ x.reshape(-1, I), fresh=True)
+    need_ih = w_ih.requires_grad or with_bias
+    grad_ih = grad_hh = None  # (G, K) and (G, H) products
+    if g_hh is g_ih and need_ih and w_hh.requires_grad:
+        side_by_side = np.empty((x2.shape[0], K + H), dtype=x.dtype)
+        side_by_side[:, :K] = x2
+        side_by_side[:, K:] = h2
+        both = g_ih.T @ side_by_side
+        grad_ih, grad_hh = both[:, :K], np.ascontiguousarray(both[:, K:])
+    else:
+        if need_ih:
+            grad_ih = g_ih.T @ x2
+        if w_hh.requires_grad:
+            grad_hh = g_hh.T @ h2
+    if w_ih.requires_grad:
+        w_ih.accumulate_grad(np.ascontiguousarray(grad_ih[:, :I]), fresh=True)
     if w_hh.requires_grad:
-        w_hh.accumulate_grad(g_hh.T @ prev_h.reshape(-1, prev_h.shape[-1]), fresh=True)
+        w_hh.accumulate_grad(grad_hh, fresh=True)
     if with_bias:
-        if sum_ih is None:
-            sum_ih = g_ih.sum(axis=0)
+        sum_ih = grad_ih[:, I].copy()  # the ones column
         sum_hh = sum_ih if g_hh is g_ih else g_hh.sum(axis=0)
         b_ih.accumulate_grad(sum_ih, fresh=sum_hh is not sum_ih)
         b_hh.accumulate_grad(sum_hh, fresh=True)

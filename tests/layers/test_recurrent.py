@@ -195,6 +195,32 @@ def test_cell_loop_matches_layer(mode):
 
 
 @pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("frozen", [("weight_ih",), ("weight_hh",), ("bias_ih", "bias_hh"),
+                                    ("bias_ih",), ("weight_ih", "bias_hh"),
+                                    ("weight_ih", "weight_hh")])
+@pytest.mark.parametrize("bias", [True, False])
+def test_frozen_parameters_keep_the_other_gradients(mode, frozen, bias):
+    """requires_grad=False skips a parameter (grad stays None) and changes no other gradient
+    (the weight gradients share matmuls, so every combination takes another path)."""
+    x = np.random.default_rng(10).standard_normal((5, 2, 3))
+    g = np.random.default_rng(11).standard_normal((5, 2, 4))
+    full = LAYERS[mode](3, 4, bias=bias, dtype=np.float64, rng=12)
+    part = LAYERS[mode](3, 4, bias=bias, dtype=np.float64, rng=12)
+    for name, param in part.named_parameters():
+        param.requires_grad = not name.startswith(frozen)
+    full(x)
+    grad_x = full.backward(g)
+    part(x)
+    np.testing.assert_allclose(part.backward(g), grad_x, rtol=1e-12, atol=1e-12)
+    for name, param in part.named_parameters():
+        if name.startswith(frozen):
+            assert param.grad is None, name
+        else:
+            np.testing.assert_allclose(param.grad, full._parameters[name].grad, rtol=1e-12,
+                                       atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
 def test_truncated_bptt_equals_full_bptt_up_to_the_cut_gradient(mode):
     rng = np.random.default_rng(9)
     x = rng.standard_normal((8, 2, 3))
