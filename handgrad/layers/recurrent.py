@@ -30,9 +30,9 @@ def accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x, prev_h, grad_pre_ih, grad
     with a last column of ones (see ``ops.recurrent._project``); ``prev_h`` (T, N, H),
     ``grad_pre_*`` (T, N, G). dW_ih = sum_t da_ih[t]^T x[t], dW_hh = sum_t da_hh[t]^T
     h[t-1], db = column sums, which the ones column turns into one more column of the dW_ih
-    matmul. When the input and hidden sides share the pre-activation gradient (RNN, LSTM),
-    ``[x | h]`` side by side make it ONE (G, I [+ 1] + H) matmul (cheaper than two thinner
-    ones, copy included).
+    matmul. When the input and hidden sides share the pre-activation gradient and it is wide
+    (LSTM, G = 4H), ``[x | h]`` side by side make it ONE (G, I [+ 1] + H) matmul (cheaper
+    than two thinner ones, copy included; for the plain RNN, G = H, the copy costs more).
     """
     G = grad_pre_ih.shape[-1]
     I, H, K = w_ih.data.shape[1], prev_h.shape[-1], x.shape[-1]
@@ -43,7 +43,7 @@ def accumulate_weight_grads(w_ih, w_hh, b_ih, b_hh, x, prev_h, grad_pre_ih, grad
     with_bias = b_ih is not None and (b_ih.requires_grad or b_hh.requires_grad)
     need_ih = w_ih.requires_grad or with_bias
     grad_ih = grad_hh = None  # (G, K) and (G, H) products
-    if g_hh is g_ih and need_ih and w_hh.requires_grad:
+    if g_hh is g_ih and G > 2 * H and need_ih and w_hh.requires_grad:
         side_by_side = np.empty((x2.shape[0], K + H), dtype=x.dtype)
         side_by_side[:, :K] = x2
         side_by_side[:, K:] = h2
