@@ -15,13 +15,18 @@ pre-activations on the input side and on the hidden side (T, N, G) (the same arr
 for the GRU) and the previous hidden state of every step (T, N, H). The caller turns them
 into the input gradient and the weight gradients with a few large matrix multiplies
 (``grad_x = grad_pre_ih @ W_ih``, ``grad_W_ih = grad_pre_ih^T x``, ``grad_W_hh =
-grad_pre_hh^T prev_h``, bias gradients are column sums).
+grad_pre_hh^T prev_h``, bias gradients are column sums). The cache's first entry is the
+projection input: ``x``, or with biases ``x`` with a column of ones appended (T, N, I + 1),
+so that ``grad_pre_ih^T`` times it gives the weight and the bias gradient in one matmul.
 
-Speed: the input projection of all T steps is ONE matmul before the loop, into a
-preallocated (T, N, G) gate buffer; each step does one (N, H) x (H, G) matmul and in-place
-element-wise work on views. LSTM gates use one ``exp`` for all four gates (``sigmoid(a) =
-1 / (1 + exp(-a))``, ``tanh(a) = 2 sigmoid(2a) - 1``, the factors -1/-2 folded into the
-weights); GRU gates one ``tanh`` for r and z (``sigmoid(a) = 0.5 tanh(a / 2) + 0.5``).
+Speed: the input projection of all T steps is ONE matmul before the loop (biases included
+through the ones column), into a preallocated (T, N, G) gate buffer; each step does one
+(N, H) x (H, G) matmul and in-place element-wise work on views. LSTM gates use one ``exp``
+for all four gates (``sigmoid(a) = 1 / (1 + exp(-a))``, ``tanh(a) = 2 sigmoid(2a) - 1``, the
+factors -1/-2 folded into the weights); GRU gates one ``tanh`` for r and z (``sigmoid(a) =
+0.5 tanh(a / 2) + 0.5``, the 1/2 folded likewise). The backwards compute the activation
+derivatives step by step on blocks that are still in cache, never in passes over the
+whole (T, N, G) buffer.
 
 The hidden states live in one buffer ``hs`` of shape (T + 1, N, H): running forward,
 ``hs[0]`` is the initial state and ``hs[t + 1]`` the state after step t; running in
