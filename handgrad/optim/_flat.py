@@ -20,9 +20,10 @@ FLAT_MAX_SIZE = 16384
 
 # Updates work through the data in pieces of at most this many elements (a few arrays of
 # it stay in the CPU caches), which threads share (``handgrad.ops.parallel``) once a step
-# has at least PARALLEL_MIN_SIZE elements.
+# has at least PARALLEL_MIN_SIZE elements (a hand-off costs ~0.1 ms; measured: 1M elements
+# 2.6 -> 1.6 ms with 2 threads, while ~270k-element models gained nothing reliably).
 CHUNK_SIZE = 1 << 17
-PARALLEL_MIN_SIZE = 1 << 17
+PARALLEL_MIN_SIZE = 1 << 19
 
 
 def chunks(arrays: list[np.ndarray], size: int) -> list[tuple[np.ndarray, ...]]:

@@ -51,7 +51,7 @@ class Adam(Optimizer):
     (two reusable scratch arrays per thread). Smaller ones sharing a dtype and step count
     keep their moments in flat buffers (``state[p]`` holds views) and are updated with one
     NumPy call per operation for a run of them. Steps of at least
-    ``_flat.PARALLEL_MIN_SIZE`` elements share these chunks and runs between threads
+    ``_flat.PARALLEL_MIN_SIZE`` (524288) elements share these chunks and runs between threads
     (``handgrad.set_num_threads``). Every element sees the same operations in the same
     order on every path, so the results are bit-identical to a plain per-tensor loop.
     """
