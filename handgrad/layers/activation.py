@@ -14,6 +14,7 @@ from scipy.special import erf
 
 from .._validation import as_float_input, check_grad
 from ..layer import Layer
+from ..ops.parallel import run_chunks, split
 
 
 class _Elementwise(Layer):
@@ -42,11 +43,30 @@ class ReLU(_Elementwise):
     """
 
     def _forward(self, x):
-        y = np.maximum(x, 0)
+        y = relu(x)
         return y, y
 
     def _backward(self, grad_out, y):
         return backprop_relu(grad_out, y)
+
+
+def relu(x: NDArray, out: NDArray | None = None) -> NDArray:
+    """``max(x, 0)`` into ``out`` (a new array by default; ``out=x`` works in place).
+
+    Large contiguous arrays are split into one block per thread (``ops.parallel``).
+    """
+    if out is None:
+        out = np.empty_like(x)
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        return np.maximum(x, 0, out=out)
+    xf, of = x.reshape(-1), out.reshape(-1)
+
+    def block(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        np.maximum(xf[k], 0, out=of[k])
+
+    run_chunks(block, split(xf.size, x.nbytes))
+    return out
 
 
 def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
@@ -54,12 +74,22 @@ def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
 
     Branch-free: the mask becomes all-ones/all-zeros integers ANDed with ``grad_out``'s bits.
     ``np.where`` with a data-dependent mask runs about 10x slower (branch mispredictions).
+    Large contiguous arrays are split into one block per thread (``ops.parallel``).
     """
     as_int = np.dtype(f"i{grad_out.dtype.itemsize}")
-    mask = np.greater(y, 0).view(np.int8).astype(as_int)  # 1 where y > 0, else 0
-    np.negative(mask, out=mask)  # all bits set where y > 0
-    np.bitwise_and(mask, grad_out.view(as_int), out=mask)
-    return mask.view(grad_out.dtype)
+    if not (grad_out.flags.c_contiguous and y.flags.c_contiguous):
+        grad_out, y = np.ascontiguousarray(grad_out), np.ascontiguousarray(y)
+    result = np.empty(grad_out.shape, as_int)
+    gf, yf, rf = grad_out.view(as_int).reshape(-1), y.reshape(-1), result.reshape(-1)
+
+    def block(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        mask = np.greater(yf[k], 0).view(np.int8)  # 1 where y > 0, else 0
+        np.negative(mask, out=rf[k], casting="unsafe")  # all bits set where y > 0
+        np.bitwise_and(rf[k], gf[k], out=rf[k])
+
+    run_chunks(block, split(rf.size, grad_out.nbytes))
+    return result.view(grad_out.dtype)
 
 
 class LeakyReLU(_Elementwise):

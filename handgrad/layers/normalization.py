@@ -23,6 +23,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
+from ..ops.parallel import run_chunks, split
 from ..parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
@@ -168,26 +169,35 @@ class _BatchNorm(Layer):
                 f"{self.describe()}: expected more than 1 value per channel when training, "
                 f"got input size {shape}; use a batch of 2 or more{hint}"
             )
-        mean = _channel_sum(x3)
-        mean *= 1.0 / m  # (C,)
         # xc = x - mean is internal (only this layer reads it), so its buffer is reused
         # between steps. The output is always a fresh array.
-        buf = self._xc_buffer
-        if buf is None or buf.shape != x3.shape or buf.dtype != x3.dtype:
-            buf = self._xc_buffer = np.empty_like(x3)
-        xc = np.subtract(x3, _expand(mean, s), out=buf)  # (N, C, S)
-        var = _channel_dot(xc, xc)
-        var *= 1.0 / m  # biased variance, used to normalise
-        invstd = var + self.eps
-        np.sqrt(invstd, out=invstd)
-        np.reciprocal(invstd, out=invstd)
+        xc = self._xc_buffer
+        if xc is None or xc.shape != x3.shape or xc.dtype != x3.dtype:
+            xc = self._xc_buffer = np.empty_like(x3)
+        y = np.empty_like(x3)
+        mean, var, invstd = (np.empty(c, x3.dtype) for _ in range(3))
+        w, b = (self.weight.data, self.bias.data) if self.affine else (None, None)
+
+        def block(worker: int, bounds: tuple[int, int]) -> None:
+            k = slice(*bounds)  # channels are independent: threads take channel blocks
+            mean[k] = _channel_sum(x3[:, k])
+            mean[k] *= 1.0 / m
+            np.subtract(x3[:, k], _expand(mean[k], s), out=xc[:, k])  # (N, C, S)
+            var[k] = _channel_dot(xc[:, k], xc[:, k])
+            var[k] *= 1.0 / m  # biased variance, used to normalise
+            inv = var[k] + self.eps
+            np.sqrt(inv, out=inv)
+            np.reciprocal(inv, out=inv)
+            invstd[k] = inv
+            # y = xc * (w * invstd) + b: xhat itself is never stored.
+            scale = inv * w[k] if w is not None else inv
+            np.multiply(xc[:, k], _expand(scale, s), out=y[:, k])
+            if b is not None:
+                y[:, k] += _expand(b[k], s)
+
+        run_chunks(block, split(c, x3.nbytes))
         if self.track_running_stats and self.training:
             self._update_running_stats(mean, var, m)
-        # y = xc * (w * invstd) + b: xhat itself is never stored.
-        scale = invstd * self.weight.data if self.affine else invstd
-        y = np.multiply(xc, _expand(scale, s))
-        if self.affine:
-            y += _expand(self.bias.data, s)
         return y, ("batch", xc, invstd)
 
     def _update_running_stats(self, mean: NDArray, var: NDArray, m: int) -> None:
@@ -242,16 +252,23 @@ class _BatchNorm(Layer):
         #   grad_x = g * a + xc * coef_xc + coef_const   with per-channel coefficients.
         n, c, s = xc.shape
         m = n * s
-        sum_g = _channel_sum(g3)
-        sum_g_xhat = _channel_dot(g3, xc)
-        sum_g_xhat *= invstd
+        grad_x = np.empty_like(xc)
+        sum_g, sum_g_xhat = np.empty(c, xc.dtype), np.empty(c, xc.dtype)
         a = invstd * self.weight.data if self.affine else invstd
-        coef_xc = sum_g_xhat * invstd
-        coef_xc *= -a / m
-        coef_const = sum_g * (-a / m)
-        grad_x = np.multiply(xc, _expand(coef_xc, s))
-        grad_x += _expand(coef_const, s)
-        grad_x += np.multiply(g3, _expand(a, s))  # a short-lived temporary
+
+        def block(worker: int, bounds: tuple[int, int]) -> None:
+            k = slice(*bounds)  # channels are independent: threads take channel blocks
+            sum_g[k] = _channel_sum(g3[:, k])
+            sum_g_xhat[k] = _channel_dot(g3[:, k], xc[:, k])
+            sum_g_xhat[k] *= invstd[k]
+            coef_xc = sum_g_xhat[k] * invstd[k]
+            coef_xc *= -a[k] / m
+            coef_const = sum_g[k] * (-a[k] / m)
+            out = np.multiply(xc[:, k], _expand(coef_xc, s), out=grad_x[:, k])
+            out += _expand(coef_const, s)
+            out += np.multiply(g3[:, k], _expand(a[k], s))  # a short-lived temporary
+
+        run_chunks(block, split(c, xc.nbytes))
         self._param_grads(sum_g, sum_g_xhat)
         return grad_x
 

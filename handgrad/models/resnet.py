@@ -41,7 +41,7 @@ from ..layers import (
     Residual,
     Sequential,
 )
-from ..layers.activation import backprop_relu
+from ..layers.activation import backprop_relu, relu
 from ..random import resolve_rng
 
 __all__ = ["BasicBlock", "ResNet", "cifar_resnet", "resnet20", "resnet32", "resnet56",
@@ -111,7 +111,7 @@ class BasicBlock(Residual):
                 f"shape {skip.shape} cannot be added"
             )
         y += skip
-        np.maximum(y, 0, out=y)  # the block's ReLU
+        relu(y, out=y)  # the block's ReLU
         self._y = y if self.caching else None
         return y
 

@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
-__all__ = ["get_num_threads", "set_num_threads", "run_chunks"]
+__all__ = ["get_num_threads", "set_num_threads", "run_chunks", "split", "PARALLEL_BYTES"]
+
+# Below this much data a kernel runs on the calling thread (a hand-off costs ~50 us).
+PARALLEL_BYTES = 1 << 20
 
 Chunk = TypeVar("Chunk")
 
@@ -150,3 +153,11 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
         for c, n in zip(blas, saved):
             c.set_num_threads(n)
     return threads
+
+
+def split(n: int, nbytes: int) -> list[tuple[int, int]]:
+    """``[0, n)`` as one ``(start, stop)`` range per thread when the kernel touches at least
+    :data:`PARALLEL_BYTES` (``nbytes``), else as a single range."""
+    parts = max(1, min(n, get_num_threads())) if nbytes >= PARALLEL_BYTES else 1
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a] or [(0, n)]

@@ -118,3 +118,50 @@ def test_conv2d_threaded_equals_serial(batch, stride, padding, out_channels, n_t
         results.append((y, gx, layer.weight.grad, layer.bias.grad))
     for serial, threaded in zip(*results):
         np.testing.assert_allclose(threaded, serial, rtol=1e-12, atol=1e-12)
+
+
+def run_with_threads(n, make, x, steps=2):
+    """Outputs, input gradients, parameter gradients and buffers of ``steps`` steps."""
+    layer = make()
+    parallel.set_num_threads(n)
+    try:
+        out = []
+        for step in range(steps):
+            layer.zero_grad()
+            y = layer(x)
+            g = np.random.default_rng(step).standard_normal(y.shape).astype(y.dtype)
+            out += [y, layer.backward(g)] + [p.grad for p in layer.parameters()]
+        return out + [np.asarray(b) for b in layer.buffers()]
+    finally:
+        parallel.set_num_threads(None)
+
+
+@needs_blas_control
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm2d_threaded_equals_serial(affine):
+    # 2 MB of float64: large enough for the channel blocks to go to threads
+    x = np.random.default_rng(3).standard_normal((8, 5, 80, 80))
+
+    def make():
+        return hg.BatchNorm2d(5, affine=affine, dtype=np.float64)
+
+    serial, threaded = run_with_threads(1, make, x), run_with_threads(3, make, x)
+    assert len(serial) == len(threaded)
+    for a, b in zip(serial, threaded):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas_control
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_threaded_equals_serial(dtype):
+    x = np.random.default_rng(4).standard_normal((4, 300, 400)).astype(dtype)  # >= 1 MB
+    x[0, 0, :3] = 0.0  # the gradient at exactly 0 is 0
+
+    def make():
+        return hg.ReLU()
+
+    serial, threaded = run_with_threads(1, make, x), run_with_threads(3, make, x)
+    for a, b in zip(serial, threaded):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(serial[0], np.maximum(x, 0))
