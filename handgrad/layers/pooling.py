@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from .._validation import as_float_input, check_grad
 from ..layer import Layer
+from ..ops.parallel import run_chunks, split
 from ..ops.window import ceil_extra, output_shape, pad2d, pair, unpad2d, window_slice
 
 __all__ = [
@@ -54,15 +55,23 @@ def max_pool2d(xp: NDArray, kernel_size, stride, dilation, out_hw, with_index: b
 
 
 def backprop_max_pool2d(grad_out: NDArray, index: NDArray, padded_shape, kernel_size, stride,
-                        dilation) -> NDArray:
-    """Gradient w.r.t. padded input: each output's gradient goes to its one winning pixel."""
+                        dilation, out: NDArray | None = None) -> NDArray:
+    """Gradient w.r.t. padded input: each output's gradient goes to its one winning pixel.
+
+    Written into ``out`` (of ``padded_shape``; any contents) when given, else a new array.
+    """
     kh, kw = kernel_size
     out_hw = grad_out.shape[2:]
     # Windows tiling the padded input exactly (the usual k x k, stride k pooling): every
     # pixel is written once below, so the result needs no zero fill first.
     tiled = tuple(dilation) == (1, 1) and tuple(stride) == (kh, kw) and \
         padded_shape[2:] == (kh * out_hw[0], kw * out_hw[1])
-    grad_xp = (np.empty if tiled else np.zeros)(padded_shape, dtype=grad_out.dtype)
+    if out is None:
+        grad_xp = (np.empty if tiled else np.zeros)(padded_shape, dtype=grad_out.dtype)
+    else:
+        grad_xp = out
+        if not tiled:
+            grad_xp.fill(0)
     hit = np.empty(index.shape, dtype=bool)
     share = np.empty(grad_out.shape, dtype=grad_out.dtype)
     for k in range(kh * kw):
@@ -167,16 +176,43 @@ class MaxPool2d(_Pool2d):
         x = _check_nchw(self, x)
         out_hw, pads = self._geometry(x)
         xp = pad2d(x, pads, value=-np.inf)
-        y, index = max_pool2d(xp, self.kernel_size, self.stride, self.dilation, out_hw,
-                              with_index=self.caching)
+        blocks = split(len(x), x.nbytes)  # images are independent: one block per thread
+        if len(blocks) == 1:
+            y, index = max_pool2d(xp, self.kernel_size, self.stride, self.dilation, out_hw,
+                                  with_index=self.caching)
+        else:
+            y, index = self._forward_blocks(xp, out_hw, blocks)
         self._cache = (index, xp.shape, pads) if self.caching else None
         return y
+
+    def _forward_blocks(self, xp: NDArray, out_hw, blocks):
+        shape = xp.shape[:2] + tuple(out_hw)
+        y = np.empty(shape, xp.dtype)
+        kh, kw = self.kernel_size
+        index = np.empty(shape, np.uint8 if kh * kw <= 256 else np.uint16) \
+            if self.caching else None
+
+        def block(worker: int, bounds: tuple[int, int]) -> None:
+            k = slice(*bounds)
+            y[k], index_k = max_pool2d(xp[k], self.kernel_size, self.stride, self.dilation,
+                                       out_hw, with_index=index is not None)
+            if index is not None:
+                index[k] = index_k
+
+        run_chunks(block, blocks)
+        return y, index
 
     def backward(self, grad_out: NDArray) -> NDArray:
         index, xp_shape, pads = self._saved(self._cache)
         grad_out = check_grad(self, grad_out, index.shape)
-        grad_xp = backprop_max_pool2d(grad_out, index, xp_shape, self.kernel_size, self.stride,
-                                      self.dilation)
+        grad_xp = np.empty(xp_shape, grad_out.dtype)
+
+        def block(worker: int, bounds: tuple[int, int]) -> None:
+            k = slice(*bounds)
+            backprop_max_pool2d(grad_out[k], index[k], grad_xp[k].shape, self.kernel_size,
+                                self.stride, self.dilation, out=grad_xp[k])
+
+        run_chunks(block, split(len(grad_xp), grad_xp.nbytes))
         return unpad2d(grad_xp, pads)
 
 

@@ -165,3 +165,26 @@ def test_relu_threaded_equals_serial(dtype):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(b, a)
     np.testing.assert_array_equal(serial[0], np.maximum(x, 0))
+
+
+@needs_blas_control
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
+def test_maxpool2d_threaded_equals_serial(kernel, stride, padding):
+    x = np.random.default_rng(5).standard_normal((9, 4, 60, 62))  # distinct values, >= 1 MB
+
+    def make():
+        return hg.MaxPool2d(kernel, stride, padding)
+
+    serial, threaded = run_with_threads(1, make, x), run_with_threads(3, make, x)
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(b, a)
+
+
+@needs_blas_control
+def test_maxpool2d_eval_threaded_equals_serial(threads):
+    x = np.random.default_rng(6).standard_normal((9, 4, 60, 62))
+    outputs = []
+    for n in (1, 3):
+        threads(n)
+        outputs.append(hg.MaxPool2d(3, 2, 1).eval()(x))
+    np.testing.assert_array_equal(outputs[1], outputs[0])
