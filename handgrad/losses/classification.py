@@ -122,7 +122,8 @@ class _ClassIndexLoss(Loss):
                 f"{name}: weight of shape {self.weight.shape} does not match the {c} classes "
                 f"of an input of shape {shown_in}; expected weight of shape ({c},)"
             )
-        return x, target, unbatched, False, ignored
+        # as intp: flat indices i * C + t must stay integers (int64 + uint64 is float64)
+        return x, target.astype(np.intp, copy=False), unbatched, False, ignored
 
     def _indices(self, target: NDArray, dtype: np.dtype) -> tuple[NDArray, NDArray, NDArray]:
         """Flat targets with ignored entries set to 0, the valid mask, and each row's weight."""

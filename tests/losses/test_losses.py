@@ -192,6 +192,17 @@ def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction):
         loss(x, target)
 
 
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint8, np.int32, np.int16])
+@pytest.mark.parametrize("make", [CrossEntropyLoss, lambda: CrossEntropyLoss(np.ones(3)),
+                                  NLLLoss])
+def test_class_index_loss_accepts_any_integer_target_dtype(dtype, make):
+    rng = np.random.default_rng(2)
+    x, target = rng.standard_normal((5, 3)), np.array([0, 2, 1, 1, 2])
+    loss, reference = make(), make()
+    np.testing.assert_allclose(loss(x, target.astype(dtype)), reference(x, target))
+    np.testing.assert_allclose(loss.backward(), reference.backward())
+
+
 def test_cross_entropy_fused_path_is_stable_for_huge_logits():
     x = np.array([[1e4, -1e4, 0.0], [-3e4, -3e4 + 5.0, -3e4 + 1.0]], dtype=np.float32)
     loss = CrossEntropyLoss(reduction="none")
