@@ -1,16 +1,17 @@
-"""Fused softmax cross-entropy kernels: the common case of CrossEntropyLoss, made fast.
+"""Fused softmax cross-entropy kernels: CrossEntropyLoss with class indices, made fast.
 
-For ``(M, C)`` logits ``z`` and class indices ``t`` (no weights, no label smoothing, no
-ignored rows), forward computes the shifted logits and their exponentials ONCE:
+For ``(M, C)`` logits ``z`` and class indices ``t`` (no class weights; label smoothing
+``eps`` and ignored rows are allowed), forward computes the shifted logits and their
+exponentials ONCE:
 
     e[i, c] = exp(z[i, c] - max_c z[i, c]),   s[i] = sum_c e[i, c]
-    l_i = log s[i] - (z[i, t_i] - max_c z[i, c])
+    l_i = v_i (log s[i] - (1 - eps) z'[i, t_i] - eps / C sum_c z'[i, c])
 
-and, while each block of rows is still in the cache, normalizes ``e`` in place to
-``u e[i, c] / s[i]`` (``u = 1 / M`` for ``'mean'``, else 1). Backward turns that into the
-gradient in place,
+(``z' = z - max_c z``, ``v_i`` 0 for an ignored row, else 1) and, while each block of rows
+is still in the cache, turns ``e`` in place into ``u v_i (e[i, c] / s[i] - eps / C)``
+(``u = 1 / sum_i v_i`` for ``'mean'``, else 1). Backward completes the gradient in place,
 
-    dl_i/dz[i, c] = g (u e[i, c] / s[i] - u [c == t_i])
+    dl_i/dz[i, c] = g u v_i (e[i, c] / s[i] - eps / C - (1 - eps) [c == t_i])
 
 with one write of ``M`` elements at the unique flat indices ``i * C + t_i``, and one
 multiply by ``g`` (``grad_output``) only when ``g`` is not 1.
@@ -56,16 +57,19 @@ def _in_row_blocks(kernel: Callable[[int, int], None], m: int, size: int) -> Non
                threads)
 
 
-def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float | None
+def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float | None,
+                       smoothing: float = 0.0, valid: NDArray | None = None
                        ) -> tuple[NDArray, NDArray] | None:
-    """Per-row losses and ``unit * e / s`` (see the module docstring), in ``z``'s dtype;
-    None when ``z`` is not finite (checked on its maximum and minimum, before anything
-    else is computed).
+    """Per-row losses and ``u v_i (softmax - eps / C)`` (see the module docstring), in
+    ``z``'s dtype; None when ``z`` is not finite (checked on its maximum and minimum, before
+    anything else is computed).
 
     ``z``: ``(M, C)`` C-contiguous logits, overwritten with the result when ``in_place``;
     ``index``: ``(M,)`` flat indices ``i * C + t_i`` of the targets (all ``t_i`` in
-    ``[0, C)``); ``unit``: the factor of the softmax (``1 / M`` for ``'mean'``, so that
-    backward has nothing left to scale), or None to skip the normalization (no backward).
+    ``[0, C)``; any class for an ignored row); ``unit``: ``u`` (``1 / sum_i v_i`` for
+    ``'mean'``, so that backward has nothing left to scale), or None to skip the
+    normalization (no backward); ``smoothing``: ``eps``; ``valid``: ``(M,)`` ``v_i`` in
+    ``z``'s dtype, or None when no row is ignored.
 
     Where all logits of a row block lie in ``[-UNSHIFTED_LIMIT, UNSHIFTED_LIMIT]``, the
     shift by the row maximum is skipped (it cancels in ``e / s`` and in ``log s - z_t``,
@@ -73,12 +77,13 @@ def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float |
     and a subtraction pass, and changes the loss only by rounding (``log s`` is rounded
     at a magnitude up to ``UNSHIFTED_LIMIT + log C`` instead of ``log C``).
     """
-    m = z.shape[0]
+    m, c = z.shape
     limit = UNSHIFTED_LIMIT.get(z.dtype, -1.0)  # -1: always shift (e.g. float16)
     e = z if in_place else np.empty(z.shape, z.dtype)  # C order, for the flat index
     flat_z, flat_e = z.reshape(-1), e.reshape(-1)
     s = np.empty(m, z.dtype)
     picked = np.empty(m, z.dtype)  # target logits z[i, t_i], shifted like e
+    row_sums = np.empty(m, z.dtype) if smoothing else None  # sum_c z'[i, c]
     finite = [True]
 
     def rows(lo: int, hi: int) -> None:
@@ -93,28 +98,45 @@ def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float |
             np.subtract(z_rows, z_rows.max(axis=1, keepdims=True), out=e_rows)
             picked[lo:hi] = flat_e[index[lo:hi]]
             z_rows = e_rows
+        if row_sums is not None:
+            np.einsum("mc->m", z_rows, out=row_sums[lo:hi])
         np.exp(z_rows, out=e_rows)
         s_rows = np.einsum("mc->m", e_rows, out=s[lo:hi])  # faster than sum(axis=1)
-        if unit is not None:  # normalize while the block is still in the cache
-            e_rows *= np.divide(unit, s_rows)[:, None]
+        if unit is None:
+            return
+        # normalize while the block is still in the cache
+        factor = np.divide(unit, s_rows)
+        if valid is not None:
+            factor *= valid[lo:hi]
+        e_rows *= factor[:, None]
+        if smoothing:
+            shift = smoothing / c * unit
+            e_rows -= shift if valid is None else (shift * valid[lo:hi])[:, None]
 
     _in_row_blocks(rows, m, z.size)
     if not finite[0]:
         return None
     per_row = np.log(s)
+    if smoothing:
+        picked *= 1.0 - smoothing
+        row_sums *= smoothing / c
+        picked += row_sums
     per_row -= picked
+    if valid is not None:
+        per_row *= valid
     return per_row, e
 
 
-def softmax_ce_backward(probs: NDArray, index: NDArray, unit: float,
+def softmax_ce_backward(probs: NDArray, index: NDArray, target_coef: float | NDArray,
                         grad_output: float | NDArray) -> NDArray:
-    """Overwrite ``probs = unit * softmax`` with the gradient
-    ``grad_output * (probs - unit * onehot(t))`` and return it.
+    """Overwrite ``probs`` (forward's ``u v_i (softmax - eps / C)``) with the gradient
+    ``grad_output * (probs - target_coef * onehot(t))`` and return it.
 
-    ``index``: the flat target indices ``i * C + t_i``; ``grad_output``: a Python float
+    ``index``: the flat target indices ``i * C + t_i``; ``target_coef``: ``(1 - eps) u``,
+    or per row ``(1 - eps) u v_i`` when rows are ignored; ``grad_output``: a Python float
     (nothing to multiply when it is 1), or an ``(M,)`` array of per-row factors.
     """
-    probs.reshape(-1)[index] -= unit  # one unique element per row
+    probs.reshape(-1)[index] -= target_coef  # one unique element per row
     if isinstance(grad_output, np.ndarray):
         factor = grad_output[:, None]
     elif grad_output != 1.0:

@@ -191,11 +191,11 @@ class CrossEntropyLoss(_ClassIndexLoss):
 
     Shape: input ``(N, C)``, ``(N, C, d1, ...)`` or ``(C,)``; target integer ``(N,)``,
     ``(N, d1, ...)`` or ``()``, or float of the input's shape; output a float, or the
-    target's index shape for ``'none'``. Forward caches, in the common case (class indices,
-    no weight, no label smoothing, no ignored target), ``softmax(x)`` already divided by
-    ``M`` for ``'mean'``, which backward overwrites with the gradient (``_softmax_ce``: one
-    exp pass, no temporaries, threads for large inputs); otherwise ``softmax(x)`` and the
-    row weights.
+    target's index shape for ``'none'``. Forward caches, for class indices without
+    ``weight``, ``softmax(x) - eps / C`` already scaled by ``1 / (rows counted)`` for
+    ``'mean'`` (zero on ignored rows), which backward overwrites with the gradient
+    (``_softmax_ce``: one exp pass, no temporaries, threads for large inputs); otherwise
+    ``softmax(x)`` and the row weights.
     """
 
     def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
@@ -212,8 +212,8 @@ class CrossEntropyLoss(_ClassIndexLoss):
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x, target, unbatched, probs, ignored = self._check(pred, target, allow_probs=True,
                                                            finite=False)
-        if not (probs or ignored) and self.weight is None and self.label_smoothing == 0.0:
-            return self._forward_fused(x, target, unbatched)
+        if not probs and self.weight is None:
+            return self._forward_fused(x, target, unbatched, ignored)
         self._check_finite_pred(x)
         in_shape = x.shape
         z, row_shape = _rows(x)  # (M, C)
@@ -255,23 +255,34 @@ class CrossEntropyLoss(_ClassIndexLoss):
                        denom)) if self.caching else None
         return self._finish(per_row, row_shape, unbatched, denom)
 
-    def _forward_fused(self, x: NDArray, target: NDArray, unbatched: bool) -> Any:
-        """Plain class indices, no weight, smoothing or ignored rows: one exp pass (see
-        ``_softmax_ce``), whose result backward overwrites with the gradient."""
+    def _forward_fused(self, x: NDArray, target: NDArray, unbatched: bool,
+                       ignored: bool) -> Any:
+        """Class indices without class weights: one exp pass (see ``_softmax_ce``), whose
+        result backward overwrites with the gradient."""
         z, row_shape = _rows(x)
         z = np.ascontiguousarray(z)  # (M, C), C order for the flat index
         m, c = z.shape
-        index = np.arange(m) * c + target.reshape(-1)  # (M,) flat index of z[i, t_i]
-        unit = 1.0 / m if self.reduction == "mean" else 1.0
+        t = target.reshape(-1)
+        valid, count = None, m
+        if ignored:
+            kept = t != self.ignore_index
+            t, valid, count = np.where(kept, t, 0), kept.astype(z.dtype), int(kept.sum())
+        index = np.arange(m) * c + t  # (M,) flat index of z[i, t_i]
+        if self.reduction == "mean":  # every target ignored: NaN loss, zero gradient
+            unit = 1.0 / count if count else 0.0
+        else:
+            unit = 1.0
+        eps = self.label_smoothing
         # z is ours to overwrite when _rows made a copy (spatial inputs)
         out = softmax_ce_forward(z, index, not np.may_share_memory(z, x),
-                                 unit if self.caching else None)
+                                 unit if self.caching else None, eps, valid)
         if out is None:  # not finite
             self._check_finite_pred(x)  # raises the error naming the loss
-        per_row, probs = out  # probs = unit * softmax(z)
-        self._cache = ("fused", probs, index, unit, x, row_shape, unbatched) \
-            if self.caching else None
-        return self._finish(per_row, row_shape, unbatched, float(m))
+        per_row, probs = out  # probs = u v_i (softmax(z) - eps / C)
+        target_coef = (1.0 - eps) * unit if valid is None else ((1.0 - eps) * unit) * valid
+        self._cache = ("fused", probs, index, unit, eps, valid, target_coef, x, row_shape,
+                       unbatched) if self.caching else None
+        return self._finish(per_row, row_shape, unbatched, float(count))
 
     def backward(self, grad_output: Any = 1.0) -> NDArray:
         cache = self._saved(self._cache)
@@ -298,16 +309,17 @@ class CrossEntropyLoss(_ClassIndexLoss):
         return _unrows(grad, (p.shape[1],) if unbatched else in_shape)
 
     def _backward_fused(self, cache: tuple, grad_output: Any) -> NDArray:
-        _, probs, index, unit, x, row_shape, unbatched = cache
+        _, probs, index, unit, eps, valid, target_coef, x, row_shape, unbatched = cache
         if probs is None:  # a second backward of the same forward: probs was overwritten
             z = np.ascontiguousarray(_rows(x)[0])
-            _, probs = softmax_ce_forward(z, index, not np.may_share_memory(z, x), unit)
+            _, probs = softmax_ce_forward(z, index, not np.may_share_memory(z, x), unit, eps,
+                                          valid)
         else:
             self._cache = cache[:1] + (None,) + cache[2:]  # probs becomes the gradient
         g = upstream_scale(self, grad_output, () if unbatched else row_shape, 1, probs.dtype)
         if isinstance(g, np.ndarray):
             g = g.reshape(-1)
-        grad = softmax_ce_backward(probs, index, unit, g)  # (M, C)
+        grad = softmax_ce_backward(probs, index, target_coef, g)  # (M, C)
         return _unrows(grad, (grad.shape[1],) if unbatched else x.shape)
 
     def extra_repr(self) -> str:

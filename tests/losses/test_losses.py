@@ -141,22 +141,27 @@ def test_unbatched_cross_entropy_and_nll(check_gradients, reduction):
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @given(shape=st.one_of(class_shapes, st.integers(2, 6).map(lambda c: (c,))), seed=seeds,
-       dtype=st.sampled_from([np.float32, np.float64]), big=st.booleans())
-def test_cross_entropy_fused_path_matches_general_path(reduction, shape, seed, dtype, big):
-    """Plain index targets take the fused path; weight=ones takes the general one."""
+       dtype=st.sampled_from([np.float32, np.float64]), big=st.booleans(),
+       smoothing=st.sampled_from([0.0, 0.0, 0.1, 0.7]), ignore=st.sampled_from([0, 1, 2]))
+def test_cross_entropy_fused_path_matches_general_path(reduction, shape, seed, dtype, big,
+                                                       smoothing, ignore):
+    """Index targets without class weights take the fused path; weight=ones takes the
+    general one. ``ignore``: 0 none, 1 some, 2 every target ignored."""
     rng = np.random.default_rng(seed)
     c = shape[0] if len(shape) == 1 else shape[1]
     x = (rng.standard_normal(shape) * (30 if big else 2)).astype(dtype)
     target = (np.int64(rng.integers(0, c)) if len(shape) == 1
-              else _class_targets(rng, shape))
+              else _class_targets(rng, shape, -1 if ignore == 1 else None))
+    if ignore == 2:
+        target = np.full_like(target, -1)
     x_before = x.copy()
-    fused, general = CrossEntropyLoss(reduction=reduction), CrossEntropyLoss(
-        np.ones(c), reduction=reduction)
+    fused, general = (CrossEntropyLoss(w, ignore_index=-1, reduction=reduction,
+                                       label_smoothing=smoothing) for w in (None, np.ones(c)))
     value, expected = fused(x, target), general(x, target)
     upstream = rng.standard_normal(np.shape(value)) if reduction == "none" else 1.3
     grad = fused.backward(upstream)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(value, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(value, expected, rtol=rtol, atol=rtol, equal_nan=True)
     np.testing.assert_allclose(grad, general.backward(upstream), rtol=rtol, atol=rtol)
     assert grad.dtype == dtype and grad.shape == x.shape
     np.testing.assert_array_equal(x, x_before)  # the fused path never writes into the input
@@ -167,9 +172,11 @@ def test_cross_entropy_fused_path_matches_general_path(reduction, shape, seed, d
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction):
-    """Row blocks shared by worker threads give the single-thread result; so do F-ordered
-    inputs and row blocks that mix shifted (large) and unshifted logits."""
+@pytest.mark.parametrize("smoothing,ignore", [(0.0, False), (0.2, True)])
+def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction, smoothing,
+                                                     ignore):
+    """Row blocks shared by worker threads give the single-thread result (to rounding: the
+    shift by the row maximum is chosen per block); so do F-ordered inputs."""
     from handgrad.losses import _softmax_ce
     from handgrad.ops import parallel
 
@@ -177,16 +184,18 @@ def test_cross_entropy_fused_path_split_over_threads(monkeypatch, reduction):
     x = rng.standard_normal((64, 30)).astype(np.float32)
     x[40:] *= 40  # beyond the unshifted limit: these row blocks take the shifted path
     target = rng.integers(0, 30, 64)
+    if ignore:
+        target[::7] = -100
     upstream = rng.standard_normal(64) if reduction == "none" else 0.7
     monkeypatch.setattr(parallel, "_requested", 1)  # as handgrad.set_num_threads(1)
-    loss = CrossEntropyLoss(reduction=reduction)
+    loss = CrossEntropyLoss(reduction=reduction, label_smoothing=smoothing)
     expected = loss(x, target), loss.backward(upstream)
     monkeypatch.setattr(parallel, "_requested", 3)
     monkeypatch.setattr(_softmax_ce, "PARALLEL_MIN_SIZE", 1)
     monkeypatch.setattr(_softmax_ce, "BLOCK_SIZE", 200)  # 9 blocks for 3 threads
     for pred in (x, np.asfortranarray(x)):
         np.testing.assert_allclose(loss(pred, target), expected[0], rtol=1e-6)
-        np.testing.assert_allclose(loss.backward(upstream), expected[1], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(loss.backward(upstream), expected[1], rtol=1e-6, atol=1e-8)
     x[50, 3] = np.nan  # found by the thread that takes that block
     with pytest.raises(ValueError, match="CrossEntropyLoss: prediction contains NaN"):
         loss(x, target)
