@@ -7,7 +7,6 @@ from functools import partial
 
 import numpy as np
 
-from ..ops.parallel import get_num_threads, run_chunks
 from ..parameter import Parameter
 from . import _flat
 from .optimizer import Optimizer, _check_betas, _check_nonnegative
@@ -90,8 +89,7 @@ class Adam(Optimizer):
                 tasks += self._tensor_tasks(params[0], hp)
             else:
                 tasks += self._flat_tasks(params, hp, group)
-        threads = get_num_threads() if total >= _flat.PARALLEL_MIN_SIZE else 1
-        run_chunks(_run_task, tasks, threads)
+        self._run_tasks(tasks, total)
 
     def _state_of(self, p: Parameter, amsgrad: bool) -> dict:
         """The parameter's state, created (zeros, step 0) at its first update."""
@@ -154,10 +152,6 @@ class Adam(Optimizer):
             s["step"] = step
         return [partial(_update_flat_run, bucket, params, i, j, hp, step)
                 for i, j in bucket.segments(_flat.CHUNK_SIZE)]
-
-
-def _run_task(worker: int, task: Callable[..., None]) -> None:
-    task(worker=worker)
 
 
 def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, j: int,

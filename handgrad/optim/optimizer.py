@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.parallel import get_num_threads, run_chunks
 from ..parameter import Parameter
 from . import _flat
 from ._flat import FlatBucket
@@ -147,6 +148,13 @@ class Optimizer:
     def _active(group: dict[str, Any]) -> list[Parameter]:
         """The parameters of a group that step() updates (gradient present, not frozen)."""
         return [p for p in group["params"] if p.grad is not None and p.requires_grad]
+
+    @staticmethod
+    def _run_tasks(tasks: list[Callable[..., None]], total: int) -> None:
+        """Run update tasks (each called as ``task(worker=i)``), shared between threads
+        when the step updates at least ``_flat.PARALLEL_MIN_SIZE`` elements in all."""
+        threads = get_num_threads() if total >= _flat.PARALLEL_MIN_SIZE else 1
+        run_chunks(_run_task, tasks, threads)
 
     def _flat_bucket(self, group: dict[str, Any], params: list[Parameter],
                      states: list[dict], names: tuple[str, ...]) -> FlatBucket:
@@ -286,6 +294,10 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _run_task(worker: int, task: Callable[..., None]) -> None:
+    task(worker=worker)
 
 
 def _effective_grad(data: np.ndarray | None, grad: np.ndarray, out: np.ndarray,

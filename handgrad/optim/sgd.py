@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 
@@ -36,9 +37,11 @@ class SGD(Optimizer):
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0).
 
-    Speed: updates are in place (two reusable scratch arrays). With momentum, tensors of at
-    most ``_flat.FLAT_MAX_SIZE`` elements keep their buffers in one flat array (``state[p]``
-    holds views) and are updated together, bit-identically to the per-tensor loop.
+    Speed: updates are in place (two reusable scratch arrays per thread), in chunks of at
+    most ``_flat.CHUNK_SIZE`` elements. With momentum, tensors of at most
+    ``_flat.FLAT_MAX_SIZE`` elements keep their buffers in one flat array (``state[p]`` holds
+    views) and are updated together. Large steps share the chunks between threads (see
+    :class:`Adam`). Results are bit-identical to a plain per-tensor loop.
     """
 
     _state_keys = ("momentum_buffer",)
@@ -63,26 +66,45 @@ class SGD(Optimizer):
     def _update_group(self, group: dict) -> None:
         hp = _Hyper(group)
         batches: dict[np.dtype, list[Parameter]] = {}
+        tasks: list[Callable[..., None]] = []
+        total = 0
         for p in self._active(group):
+            total += p.data.size
             state = self.state.get(p)
             # the flat path needs existing momentum buffers (the first step copies the grad)
             if (hp.momentum != 0 and p.data.size <= _flat.FLAT_MAX_SIZE and state is not None
                     and state.get("momentum_buffer") is not None):
                 batches.setdefault(p.data.dtype, []).append(p)
             else:
-                self._update_tensor(p, hp)
+                tasks += self._tensor_tasks(p, hp)
         for params in batches.values():
             if len(params) == 1:
-                self._update_tensor(params[0], hp)
+                tasks += self._tensor_tasks(params[0], hp)
             else:
-                self._update_flat(params, hp, group)
+                tasks += self._flat_tasks(params, hp, group)
+        self._run_tasks(tasks, total)
 
-    def _update_tensor(self, p: Parameter, hp: _Hyper) -> None:
-        """The plain path: one parameter at a time, two reusable scratch arrays."""
-        a, b = self._scratch(p.data)
-        grad = p.grad
+    def _tensor_tasks(self, p: Parameter, hp: _Hyper) -> list[Callable[..., None]]:
+        """The plain path, one parameter at a time, as tasks over chunks of at most
+        ``_flat.CHUNK_SIZE`` elements (a new momentum buffer is filled by them)."""
+        arrays = [p.data, p.grad]
+        first = False
+        if hp.momentum != 0:
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                state["momentum_buffer"] = buf = np.empty(p.data.shape, p.data.dtype)
+                first = True
+            arrays.append(buf)
+        return [partial(self._update_chunk, hp, first, *chunk)
+                for chunk in _flat.chunks(arrays, _flat.CHUNK_SIZE)]
+
+    def _update_chunk(self, hp: _Hyper, first: bool, data: np.ndarray, grad: np.ndarray,
+                      buf: np.ndarray | None = None, *, worker: int) -> None:
+        """Update (a chunk of) one parameter in place, with the worker's scratch arrays."""
+        a, b = self._scratch(data, worker=worker)
         if hp.weight_decay != 0:
-            np.multiply(p.data, hp.weight_decay, out=a)
+            np.multiply(data, hp.weight_decay, out=a)
             if hp.maximize:
                 a -= grad
             else:
@@ -90,37 +112,45 @@ class SGD(Optimizer):
             grad = a
         elif hp.maximize:
             grad = np.negative(grad, out=a)
-        if hp.momentum != 0:
-            state = self.state.setdefault(p, {})
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                state["momentum_buffer"] = buf = grad.copy()
+        if buf is not None:
+            if first:
+                np.copyto(buf, grad)
             else:
                 _momentum_kernel(buf, grad, b, hp)
             grad = _direction(buf, grad, b, hp)
-        p.data += np.multiply(grad, -hp.lr, out=b)
+        data += np.multiply(grad, -hp.lr, out=b)
 
-    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
-        """Many small tensors at once (see ``_flat.py``): bit-identical to the plain path."""
+    def _flat_tasks(self, params: list[Parameter], hp: _Hyper,
+                    group: dict) -> list[Callable[..., None]]:
+        """Many small tensors at once (see ``_flat.py``): bit-identical to the plain path,
+        as tasks over runs of parameters of at most ``_flat.CHUNK_SIZE`` elements."""
         states = [self.state[p] for p in params]
         bucket = self._flat_bucket(group, params, states, ("momentum_buffer",))
-        grad = bucket.gather_grads(params)
-        if hp.weight_decay != 0:
-            a = bucket.gather_params(params)
-            a *= hp.weight_decay
-            if hp.maximize:
-                a -= grad
-            else:
-                a += grad
-            grad = a
-        elif hp.maximize:
-            np.negative(grad, out=grad)
-        b = bucket.scratch
-        buf = bucket.flat["momentum_buffer"]
-        _momentum_kernel(buf, grad, b, hp)
-        np.multiply(_direction(buf, grad, b, hp), -hp.lr, out=b)
-        for p, update in zip(params, bucket.scratch_views):
-            p.data += update
+        return [partial(_update_flat_run, bucket, params, i, j, hp)
+                for i, j in bucket.segments(_flat.CHUNK_SIZE)]
+
+
+def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, j: int,
+                     hp: _Hyper, *, worker: int) -> None:
+    """Update ``params[i:j]`` of a flat bucket (their slice of its buffers)."""
+    lo, hi = bucket.bounds[i], bucket.bounds[j]
+    grad = bucket.gather_grads(params, i, j)
+    if hp.weight_decay != 0:
+        a = bucket.gather_params(params, i, j)
+        a *= hp.weight_decay
+        if hp.maximize:
+            a -= grad
+        else:
+            a += grad
+        grad = a
+    elif hp.maximize:
+        np.negative(grad, out=grad)
+    b = bucket.scratch[lo:hi]
+    buf = bucket.flat["momentum_buffer"][lo:hi]
+    _momentum_kernel(buf, grad, b, hp)
+    np.multiply(_direction(buf, grad, b, hp), -hp.lr, out=b)
+    for p, update in zip(params[i:j], bucket.scratch_views[i:j]):
+        p.data += update
 
 
 class _Hyper:
