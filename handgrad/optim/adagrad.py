@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 
@@ -72,27 +73,31 @@ class Adagrad(Optimizer):
         params = self._active(group)
         states = [self.state.get(p) or self._init_state(p, group) for p in params]
         large, batches = _batch_by_step(params, states)
+        tasks: list[Callable[..., None]] = []
         for p in large:
             state = self.state[p]
             step = state["step"] = state["step"] + 1.0
-            a, b = self._scratch(p.data)
-            grad = _effective_grad(p.data, p.grad, a, weight_decay, maximize)
             clr = lr / (1.0 + (step - 1.0) * lr_decay)
-            _adagrad_kernel(grad, state["sum"], b, clr, eps)
-            p.data += b
+            increment = partial(_adagrad_increment, weight_decay, maximize, clr, eps)
+            tasks += self._increment_tasks(p, [state["sum"]], increment)
         for batch in batches:  # many small tensors at once (see _flat.py), bit-identical
             batch_states = [self.state[p] for p in batch]
             bucket = self._flat_bucket(group, batch, batch_states, ("sum",))
             step = batch_states[0]["step"] + 1.0
             for state in batch_states:
                 state["step"] = step
-            data = bucket.gather_params(batch) if weight_decay != 0 else None
-            grad = _effective_grad(data, bucket.gather_grads(batch), bucket.params_buffer,
-                                   weight_decay, maximize)
             clr = lr / (1.0 + (step - 1.0) * lr_decay)
-            _adagrad_kernel(grad, bucket.flat["sum"], bucket.scratch, clr, eps)
-            for p, update in zip(batch, bucket.scratch_views):
-                p.data += update
+            increment = partial(_adagrad_increment, weight_decay, maximize, clr, eps)
+            tasks += self._flat_increment_tasks(bucket, batch, ("sum",), weight_decay != 0,
+                                                increment)
+        self._run_tasks(tasks, sum(p.data.size for p in params))
+
+
+def _adagrad_increment(weight_decay: float, maximize: bool, clr: float, eps: float,
+                       data: np.ndarray | None, grad: np.ndarray, s: np.ndarray,
+                       a: np.ndarray, b: np.ndarray) -> None:
+    grad = _effective_grad(data, grad, a, weight_decay, maximize)
+    _adagrad_kernel(grad, s, b, clr, eps)
 
 
 def _adagrad_kernel(grad: np.ndarray, s: np.ndarray, b: np.ndarray, clr: float,

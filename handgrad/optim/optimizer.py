@@ -31,6 +31,7 @@ State dict structure (no pickle: only NumPy arrays and JSON-able scalars)::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from numbers import Real
 from typing import Any
 
@@ -155,6 +156,32 @@ class Optimizer:
         when the step updates at least ``_flat.PARALLEL_MIN_SIZE`` elements in all."""
         threads = get_num_threads() if total >= _flat.PARALLEL_MIN_SIZE else 1
         run_chunks(_run_task, tasks, threads)
+
+    def _increment_tasks(self, p: Parameter, states: list[np.ndarray],
+                         increment: Callable[..., None]) -> list[Callable[..., None]]:
+        """Tasks updating ``p`` in chunks of at most ``_flat.CHUNK_SIZE`` elements:
+        ``increment(data, grad, *states, a, b)`` updates the state chunks in place and
+        writes into ``b`` what is added to the data (``a``, ``b``: the worker's scratch)."""
+        arrays = [p.data, p.grad, *states]
+        return [partial(self._increment_chunk, increment, chunk)
+                for chunk in _flat.chunks(arrays, _flat.CHUNK_SIZE)]
+
+    def _increment_chunk(self, increment: Callable[..., None], chunk: tuple, *,
+                         worker: int) -> None:
+        data = chunk[0]
+        a, b = self._scratch(data, worker=worker)
+        increment(*chunk, a, b)
+        data += b
+
+    @staticmethod
+    def _flat_increment_tasks(bucket: FlatBucket, params: list[Parameter],
+                              names: tuple[str, ...], with_data: bool,
+                              increment: Callable[..., None]) -> list[Callable[..., None]]:
+        """The same over runs of a flat bucket's parameters: ``data`` is their gathered
+        values when ``with_data`` (else None), ``a`` the bucket's parameter buffer (``data``
+        itself), ``b`` its scratch; each increment is then added to its parameter."""
+        return [partial(_flat_increment_run, bucket, params, i, j, names, with_data,
+                        increment) for i, j in bucket.segments(_flat.CHUNK_SIZE)]
 
     def _flat_bucket(self, group: dict[str, Any], params: list[Parameter],
                      states: list[dict], names: tuple[str, ...]) -> FlatBucket:
@@ -298,6 +325,19 @@ class Optimizer:
 
 def _run_task(worker: int, task: Callable[..., None]) -> None:
     task(worker=worker)
+
+
+def _flat_increment_run(bucket: FlatBucket, params: list[Parameter], i: int, j: int,
+                        names: tuple[str, ...], with_data: bool,
+                        increment: Callable[..., None], *, worker: int) -> None:
+    """One run ``params[i:j]`` of :meth:`Optimizer._flat_increment_tasks`."""
+    lo, hi = bucket.bounds[i], bucket.bounds[j]
+    grad = bucket.gather_grads(params, i, j)
+    data = bucket.gather_params(params, i, j) if with_data else None
+    increment(data, grad, *(bucket.flat[name][lo:hi] for name in names),
+              bucket.params_buffer[lo:hi], bucket.scratch[lo:hi])
+    for p, update in zip(params[i:j], bucket.scratch_views[i:j]):
+        p.data += update
 
 
 def _effective_grad(data: np.ndarray | None, grad: np.ndarray, out: np.ndarray,

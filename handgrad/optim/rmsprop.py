@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 
@@ -64,16 +65,23 @@ class RMSprop(Optimizer):
         params = self._active(group)
         states = [self._state_of(p, hp) for p in params]
         large, batches = _batch_by_step(params, states)
+        names = (("square_avg",) + (("momentum_buffer",) if hp.momentum > 0 else ())
+                 + (("grad_avg",) if hp.centered else ()))
+        increment = partial(_rmsprop_increment, hp, names)
+        tasks: list[Callable[..., None]] = []
         for p in large:
             state = self.state[p]
             state["step"] += 1.0
-            a, b = self._scratch(p.data)
-            grad = _effective_grad(p.data, p.grad, a, hp.weight_decay, hp.maximize)
-            _rmsprop_kernel(grad, state["square_avg"], state.get("grad_avg"),
-                            state.get("momentum_buffer"), b, hp)
-            p.data += b
-        for batch in batches:
-            self._update_flat(batch, hp, group)
+            tasks += self._increment_tasks(p, [state[name] for name in names], increment)
+        for batch in batches:  # many small tensors at once (see _flat.py), bit-identical
+            batch_states = [self.state[p] for p in batch]
+            bucket = self._flat_bucket(group, batch, batch_states, names)
+            step = batch_states[0]["step"] + 1.0
+            for state in batch_states:
+                state["step"] = step
+            tasks += self._flat_increment_tasks(bucket, batch, names, hp.weight_decay != 0,
+                                                increment)
+        self._run_tasks(tasks, sum(p.data.size for p in params))
 
     def _state_of(self, p: Parameter, hp: _Hyper) -> dict:
         """The parameter's state, created (zeros, step 0) at its first update."""
@@ -85,24 +93,6 @@ class RMSprop(Optimizer):
         if hp.centered and "grad_avg" not in state:
             state["grad_avg"] = np.zeros_like(p.data)
         return state
-
-    def _update_flat(self, params: list[Parameter], hp: _Hyper, group: dict) -> None:
-        """Many small tensors at once (see ``_flat.py``): bit-identical to the plain path."""
-        states = [self.state[p] for p in params]
-        names = (("square_avg",) + (("momentum_buffer",) if hp.momentum > 0 else ())
-                 + (("grad_avg",) if hp.centered else ()))
-        bucket = self._flat_bucket(group, params, states, names)
-        step = states[0]["step"] + 1.0
-        for state in states:
-            state["step"] = step
-        data = bucket.gather_params(params) if hp.weight_decay != 0 else None
-        grad = _effective_grad(data, bucket.gather_grads(params), bucket.params_buffer,
-                               hp.weight_decay, hp.maximize)
-        flat = bucket.flat
-        _rmsprop_kernel(grad, flat["square_avg"], flat.get("grad_avg"),
-                        flat.get("momentum_buffer"), bucket.scratch, hp)
-        for p, update in zip(params, bucket.scratch_views):
-            p.data += update
 
 
 class _Hyper:
@@ -116,6 +106,16 @@ class _Hyper:
         self.momentum = float(group["momentum"])
         self.centered = bool(group["centered"])
         self.maximize = bool(group["maximize"])
+
+
+def _rmsprop_increment(hp: _Hyper, names: tuple[str, ...], data: np.ndarray | None,
+                       grad: np.ndarray, *rest: np.ndarray) -> None:
+    """The effective gradient, then the kernel (``rest``: the states named ``names``, then
+    the scratch arrays ``a`` and ``b``)."""
+    states, a, b = dict(zip(names, rest[:-2])), rest[-2], rest[-1]
+    grad = _effective_grad(data, grad, a, hp.weight_decay, hp.maximize)
+    _rmsprop_kernel(grad, states["square_avg"], states.get("grad_avg"),
+                    states.get("momentum_buffer"), b, hp)
 
 
 def _rmsprop_kernel(grad: np.ndarray, v: np.ndarray, g_avg: np.ndarray | None,

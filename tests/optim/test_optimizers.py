@@ -344,6 +344,9 @@ def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     (SGD, dict(lr=0.01)),
     (SGD, dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True)),
     (SGD, dict(lr=0.01, momentum=0.5, dampening=0.2)),
+    (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
+    (RMSprop, dict(lr=0.01, maximize=True)),
+    (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
 ])
 def test_chunked_threaded_step_equals_plain_step(cls, kwargs, monkeypatch):
     """Chunks of large tensors and runs of small ones, shared between threads, give the
