@@ -155,7 +155,11 @@ class Optimizer:
         """Run update tasks (each called as ``task(worker=i)``), shared between threads
         when the step updates at least ``_flat.PARALLEL_MIN_SIZE`` elements in all."""
         threads = get_num_threads() if total >= _flat.PARALLEL_MIN_SIZE else 1
-        run_chunks(_run_task, tasks, threads)
+        if threads > 1 and len(tasks) > 1:
+            run_chunks(_run_task, tasks, threads)
+        else:
+            for task in tasks:
+                task(worker=0)
 
     def _increment_tasks(self, p: Parameter, states: list[np.ndarray],
                          increment: Callable[..., None]) -> list[Callable[..., None]]:
