@@ -88,15 +88,17 @@ class _DifferenceLoss(Loss):
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         pred = check_pred(self, pred)
         diff = pred - check_same_shape_target(self, pred, target)
-        self._cache = diff if self.caching else None
-        return self._reduce(self._loss(diff))
+        per_element, cache = self._loss(diff)
+        self._cache = cache if self.caching else None
+        return self._reduce(per_element)
 
     def backward(self, grad_output: Any = 1.0) -> NDArray:
-        diff = self._saved(self._cache)
-        scale = upstream_scale(self, grad_output, diff.shape, diff.size, diff.dtype)
-        grad = self._grad(diff)
-        grad *= scale
-        return grad
+        cache = self._saved(self._cache)
+        scale = upstream_scale(self, grad_output, cache.shape, cache.size, cache.dtype)
+        return self._grad(cache, scale)
+
+    # Subclasses: _loss(diff) -> (per-element loss, what backward needs);
+    # _grad(cached, scale) -> a new array, the gradient times scale (a float or an array).
 
 
 class MSELoss(_DifferenceLoss):
@@ -110,10 +112,14 @@ class MSELoss(_DifferenceLoss):
     """
 
     def _loss(self, diff):
-        return diff * diff
+        return diff * diff, diff
 
-    def _grad(self, diff):
-        return 2 * diff
+    def _grad(self, diff, scale):
+        if isinstance(scale, np.ndarray):
+            grad = np.multiply(diff, 2.0)
+            grad *= scale
+            return grad
+        return np.multiply(diff, 2.0 * scale)  # one pass; doubling is exact
 
 
 class L1Loss(_DifferenceLoss):
@@ -128,24 +134,28 @@ class L1Loss(_DifferenceLoss):
     """
 
     def _loss(self, diff):
-        return np.abs(diff)
+        return np.abs(diff), diff
 
-    def _grad(self, diff):
-        return np.sign(diff)
+    def _grad(self, diff, scale):
+        grad = np.sign(diff)
+        grad *= scale
+        return grad
 
 
 class HuberLoss(_DifferenceLoss):
     """Huber loss: quadratic near zero, linear beyond ``delta``.
 
     ``l = 0.5 d^2`` if ``|d| < delta`` else ``delta (|d| - 0.5 delta)``, with
-    ``d = pred - target``; ``dl/dpred = clip(d, -delta, delta)``.
+    ``d = pred - target``; ``dl/dpred = clip(d, -delta, delta)``. Computed as
+    ``l = c (d - 0.5 c)`` with ``c = clip(d, -delta, delta)`` (both branches at once; no
+    masked selection, which NumPy runs ~20x slower than arithmetic).
 
     Args:
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
         delta: where the loss turns linear (> 0; default 1.0).
 
     Shape: pred ``(*)``, target ``(*)``; output a float, or ``(*)`` for ``'none'``.
-    Forward caches ``pred - target``.
+    Forward caches ``clip(pred - target, -delta, delta)``.
     """
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
@@ -157,11 +167,10 @@ class HuberLoss(_DifferenceLoss):
         self.delta = float(delta)
 
     def _loss(self, diff):
-        a = np.abs(diff)
-        return np.where(a < self.delta, 0.5 * diff * diff, self.delta * (a - 0.5 * self.delta))
+        return _huber(diff, self.delta)
 
-    def _grad(self, diff):
-        return np.clip(diff, -self.delta, self.delta)
+    def _grad(self, clipped, scale):
+        return np.multiply(clipped, scale)
 
     def extra_repr(self) -> str:
         return ", ".join(s for s in (super().extra_repr(), f"delta={self.delta}") if s)
@@ -171,14 +180,14 @@ class SmoothL1Loss(_DifferenceLoss):
     """Smooth L1 loss: ``HuberLoss / beta``.
 
     ``l = 0.5 d^2 / beta`` if ``|d| < beta`` else ``|d| - 0.5 beta``; ``beta = 0`` is
-    ``L1Loss``. ``dl/dpred = clip(d / beta, -1, 1)``.
+    ``L1Loss``. ``dl/dpred = clip(d, -beta, beta) / beta``.
 
     Args:
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'``.
         beta: where the loss turns linear (>= 0; default 1.0).
 
     Shape: pred ``(*)``, target ``(*)``; output a float, or ``(*)`` for ``'none'``.
-    Forward caches ``pred - target``.
+    Forward caches ``clip(pred - target, -beta, beta)`` (``pred - target`` for beta 0).
     """
 
     def __init__(self, reduction: str = "mean", beta: float = 1.0):
@@ -190,15 +199,32 @@ class SmoothL1Loss(_DifferenceLoss):
         self.beta = float(beta)
 
     def _loss(self, diff):
-        a = np.abs(diff)
         if self.beta == 0:
-            return a
-        return np.where(a < self.beta, (0.5 / self.beta) * diff * diff, a - 0.5 * self.beta)
+            return np.abs(diff), diff
+        per_element, clipped = _huber(diff, self.beta)
+        per_element /= self.beta
+        return per_element, clipped
 
-    def _grad(self, diff):
+    def _grad(self, cached, scale):
         if self.beta == 0:
-            return np.sign(diff)
-        return np.clip(diff * (1.0 / self.beta), -1.0, 1.0)
+            grad = np.sign(cached)
+            grad *= scale
+            return grad
+        if isinstance(scale, np.ndarray):
+            grad = np.multiply(cached, 1.0 / self.beta)
+            grad *= scale
+            return grad
+        return np.multiply(cached, scale / self.beta)
 
     def extra_repr(self) -> str:
         return ", ".join(s for s in (super().extra_repr(), f"beta={self.beta}") if s)
+
+
+def _huber(diff: NDArray, delta: float) -> tuple[NDArray, NDArray]:
+    """Huber's per-element loss ``c (d - 0.5 c)`` and ``c = clip(d, -delta, delta)``: that is
+    ``0.5 d^2`` inside (``d - 0.5 d`` is exact) and ``delta (|d| - 0.5 delta)`` outside."""
+    clipped = np.clip(diff, -delta, delta)
+    per_element = np.multiply(clipped, -0.5)
+    per_element += diff
+    per_element *= clipped
+    return per_element, clipped
