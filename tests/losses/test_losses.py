@@ -415,3 +415,15 @@ def test_bad_grad_output():
     loss(np.ones((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="expected a scalar grad_output"):
         loss.backward(np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_log1p_helper_matches_numpy(dtype):
+    """BCEWithLogitsLoss's log1p (log with a correction term) stays within a few ulps."""
+    from handgrad.losses.classification import _log1p
+
+    t = np.concatenate([np.logspace(-40, 0, 2000), np.linspace(0, 1, 2001)]).astype(dtype)
+    got = _log1p(t, t + 1)
+    assert got.dtype == dtype
+    np.testing.assert_array_less(np.abs(got - np.log1p(t)), 4 * np.spacing(np.log1p(t)) + 1e-45)
+    assert np.all(got[t < 1e-30] == t[t < 1e-30])  # tiny t: log1p(t) = t, not log(1) = 0
