@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 __all__ = ["get_num_threads", "set_num_threads", "run_chunks", "split", "PARALLEL_BYTES"]
@@ -146,7 +146,8 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
         try:
             _run_share(work, 0, queue)
         finally:
-            wait(futures)
+            for future in futures:
+                future.exception()  # waits for the thread (its error is raised below)
         for future in futures:
             future.result()
     finally:
