@@ -9,7 +9,7 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import Optimizer, _check_betas, _check_nonnegative
+from .optimizer import Optimizer, _check_betas, _check_nonnegative, _effective_grad
 
 
 class Adam(Optimizer):
@@ -122,15 +122,7 @@ class Adam(Optimizer):
         a, b = self._scratch(data, worker=worker)
         if hp.decay_factor != 1.0:
             data *= hp.decay_factor
-        if hp.l2 != 0:
-            np.multiply(data, hp.l2, out=a)
-            if hp.maximize:
-                a -= grad
-            else:
-                a += grad
-            grad = a
-        elif hp.maximize:
-            grad = np.negative(grad, out=a)
+        grad = _effective_grad(data, grad, a, hp.l2, hp.maximize)
         if _adam_kernel(grad, m, v, v_max, b, hp, step):
             data -= b
 
@@ -161,14 +153,9 @@ def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, 
     grad = bucket.gather_grads(params, i, j)
     if hp.l2 != 0:
         a = bucket.gather_params(params, i, j)
-        a *= hp.l2
-        if hp.maximize:
-            a -= grad
-        else:
-            a += grad
-        grad = a
-    elif hp.maximize:
-        np.negative(grad, out=grad)
+        grad = _effective_grad(a, grad, a, hp.l2, hp.maximize)
+    else:
+        grad = _effective_grad(None, grad, grad, 0.0, hp.maximize)
     v_max = bucket.flat.get("max_exp_avg_sq")
     apply = _adam_kernel(grad, bucket.flat["exp_avg"][lo:hi], bucket.flat["exp_avg_sq"][lo:hi],
                          None if v_max is None else v_max[lo:hi], bucket.scratch[lo:hi], hp,

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _check_nonnegative, _effective_grad
 
 
 class SGD(Optimizer):
@@ -103,15 +103,7 @@ class SGD(Optimizer):
                       buf: np.ndarray | None = None, *, worker: int) -> None:
         """Update (a chunk of) one parameter in place, with the worker's scratch arrays."""
         a, b = self._scratch(data, worker=worker)
-        if hp.weight_decay != 0:
-            np.multiply(data, hp.weight_decay, out=a)
-            if hp.maximize:
-                a -= grad
-            else:
-                a += grad
-            grad = a
-        elif hp.maximize:
-            grad = np.negative(grad, out=a)
+        grad = _effective_grad(data, grad, a, hp.weight_decay, hp.maximize)
         if buf is not None:
             if first:
                 np.copyto(buf, grad)
@@ -137,14 +129,9 @@ def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, 
     grad = bucket.gather_grads(params, i, j)
     if hp.weight_decay != 0:
         a = bucket.gather_params(params, i, j)
-        a *= hp.weight_decay
-        if hp.maximize:
-            a -= grad
-        else:
-            a += grad
-        grad = a
-    elif hp.maximize:
-        np.negative(grad, out=grad)
+        grad = _effective_grad(a, grad, a, hp.weight_decay, hp.maximize)
+    else:
+        grad = _effective_grad(None, grad, grad, 0.0, hp.maximize)
     b = bucket.scratch[lo:hi]
     buf = bucket.flat["momentum_buffer"][lo:hi]
     _momentum_kernel(buf, grad, b, hp)
