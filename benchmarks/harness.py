@@ -446,7 +446,9 @@ def main(argv=None) -> int:
           f"threads per framework)  load avg {info['load_avg_start']}")
     print(f"numpy {info['handgrad']['numpy']}, torch {info.get('torch', {}).get('torch', '-')}"
           f", float32 matmul peak {peak:.0f} GFLOP/s (np.matmul 2048^3)"
-          f"; handgrad malloc: {info['handgrad'].get('malloc', {}).get('reason')}")
+          f"; handgrad malloc: {info['handgrad'].get('malloc', {}).get('reason')}"
+          f"; OPENBLAS_THREAD_TIMEOUT: "
+          f"{info['handgrad'].get('blas_env', {}).get('thread_timeout') or 'default'}")
     points = []
     for workload in chosen:
         print(f"  {workload.name} ...", end="", flush=True, file=sys.stderr)

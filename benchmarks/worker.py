@@ -70,6 +70,8 @@ def _info(framework: str) -> dict:
     info["handgrad"] = handgrad.__version__
     if hasattr(handgrad, "malloc_settings"):
         info["malloc"] = handgrad.malloc_settings()
+    if hasattr(handgrad, "blas_settings"):
+        info["blas_env"] = handgrad.blas_settings()
     if hasattr(handgrad, "get_num_threads"):
         info["handgrad_threads"] = handgrad.get_num_threads()
     if framework == "torch":
@@ -155,6 +157,9 @@ def main() -> None:
         sys.path.insert(0, source)
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
+    if framework == "handgrad":
+        # before NumPy, as the README advises: handgrad then tunes OpenBLAS's idle threads
+        import handgrad  # noqa: F401
     import numpy  # noqa: F401  (imported after the thread variables are set)
     if framework == "torch":
         import torch

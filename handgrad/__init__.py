@@ -1,5 +1,7 @@
 """handgrad: a deep-learning framework on NumPy in which every gradient is written by hand."""
 
+# _blas_env must run before anything imports NumPy (see its docstring).
+from ._blas_env import blas_settings as blas_settings  # noqa: I001
 from . import data, init, layers, losses, models, ops, optim
 from ._malloc import malloc_settings as malloc_settings  # HANDGRAD_NO_MALLOPT=1: off
 from .checkpoint import load, load_into, save
