@@ -357,8 +357,13 @@ class Layer:
     @property
     def dtype(self) -> np.dtype | None:
         """The dtype of the first parameter (None for a layer without parameters)."""
-        for param in self.parameters():
-            return param.data.dtype
+        # the order of parameters(): own parameters first, then each child's, depth first
+        for param in self._parameters.values():
+            if param is not None:
+                return param.data.dtype
+        for child in self._children.values():
+            if child is not None and (dtype := child.dtype) is not None:
+                return dtype
         return None
 
     # ------------------------------------------------------------------ summary

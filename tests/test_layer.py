@@ -237,3 +237,12 @@ def test_sequential_with_names_apply_and_register_errors():
         model.add_module("m", 3)
     with pytest.raises(AttributeError, match="'Sequential' object has no attribute 'nothing'"):
         model.nothing  # noqa: B018
+
+
+def test_dtype_is_the_first_parameter_in_parameters_order():
+    first = hg.Sequential(hg.ReLU(), hg.Sequential(hg.Flatten(), hg.Linear(2, 2).double()),
+                          hg.Linear(2, 2))
+    assert first.dtype == np.float64 == next(iter(first.parameters())).data.dtype
+    assert hg.Sequential(hg.ReLU(), hg.Sequential(hg.Tanh())).dtype is None
+    block = hg.Residual(hg.Linear(2, 2), shortcut=hg.Linear(2, 2).double())
+    assert block.dtype == np.float32

@@ -14,6 +14,7 @@ from scipy.special import erf
 
 from .._validation import as_float_input, check_grad
 from ..layer import Layer
+from ..ops.elementwise import clamp_min_zero
 from ..ops.parallel import run_chunks, split
 
 
@@ -63,7 +64,7 @@ def relu(x: NDArray, out: NDArray | None = None) -> NDArray:
 
     def block(worker: int, bounds: tuple[int, int]) -> None:
         k = slice(*bounds)
-        np.maximum(xf[k], 0, out=of[k])
+        clamp_min_zero(xf[k], of[k])
 
     run_chunks(block, split(xf.size, x.nbytes))
     return out

@@ -1,5 +1,6 @@
 """handgrad.ops: pure array kernels shared by layers (no state, one copy of each)."""
 
+from .elementwise import clamp_min_zero
 from .window import (
     ceil_extra,
     col2im,
@@ -20,5 +21,5 @@ from .workspace import clear_scratch, scratch
 __all__ = [
     "ceil_extra", "col2im", "col2im_wide", "im2col", "im2col_wide", "output_shape",
     "output_size", "pad2d", "pair", "resolve_padding", "unpad2d", "window_slice", "window_view",
-    "scratch", "clear_scratch",
+    "scratch", "clear_scratch", "clamp_min_zero",
 ]

@@ -131,6 +131,10 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
     their current chunk and is raised here once all threads have stopped.
     """
     chunks = list(chunks)
+    if len(chunks) <= 1:  # nothing to share: no queue, no BLAS thread changes
+        for chunk in chunks:
+            work(0, chunk)
+        return 1
     queue = _Queue([(chunk,) for chunk in chunks])  # (chunk,): a chunk may itself be None
     threads = min(get_num_threads() if threads is None else threads, len(chunks))
     if threads <= 1 or not _blas_controllers():

@@ -40,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .elementwise import clamp_min_zero
+
 __all__ = [
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
     "gru_forward", "gru_backward",
@@ -110,7 +112,7 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
         np.matmul(hs[t + po], w_hh_t, out=tmp)
         h += tmp
         if relu:
-            np.maximum(h, 0, out=h)
+            clamp_min_zero(h, h)
         else:
             np.tanh(h, out=h)
     cache = (xp, hs, reverse, relu) if keep else None
