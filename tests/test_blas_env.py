@@ -34,14 +34,14 @@ def _probe(env_updates=None, imports="import handgrad"):
 
 def test_settings_report_has_documented_keys():
     settings = handgrad.blas_settings()
-    assert set(settings) == {"applied", "reason", "thread_timeout"}
+    assert set(settings) == {"applied", "how", "reason", "thread_timeout"}
     settings["applied"] = "changed"
     assert handgrad.blas_settings()["applied"] != "changed"  # a copy is returned
 
 
 def test_set_when_handgrad_comes_first():
     result = _probe()
-    assert result["settings"] == {"applied": True, "reason": "ok",
+    assert result["settings"] == {"applied": True, "how": "environment", "reason": "ok",
                                   "thread_timeout": str(_blas_env.THREAD_TIMEOUT)}
     if result["openblas"] is not None:  # OpenBLAS read the value handgrad set
         assert result["openblas"] == _blas_env.THREAD_TIMEOUT
@@ -65,11 +65,26 @@ def test_off_switch():
         assert result["openblas"] == 0  # OpenBLAS's own default
 
 
-def test_too_late_after_numpy_and_says_how_to_fix_it():
-    result = _probe(imports="import numpy\nimport handgrad")
+def test_after_numpy_the_running_openblas_is_restarted_with_the_timeout():
+    # NumPy first, and a threaded multiply so that OpenBLAS's threads are running
+    result = _probe(imports="import numpy\n(numpy.ones((300, 300)) @ numpy.ones((300, 300)))\n"
+                            "import handgrad\n"
+                            "assert (numpy.ones((300, 300)) @ numpy.ones((300, 300)) == 300).all()")
+    settings = result["settings"]
+    if result["openblas"] is None:  # another BLAS: nothing to do, and it says so
+        assert settings["applied"] is False and "NumPy was imported before" in settings["reason"]
+        return
+    if settings["applied"]:
+        assert settings["how"] == "runtime"
+        assert settings["thread_timeout"] == str(_blas_env.THREAD_TIMEOUT)
+        assert result["openblas"] == _blas_env.THREAD_TIMEOUT
+    else:  # an OpenBLAS without the needed functions: unchanged, and the reason says how
+        assert f"{_blas_env.VARIABLE}={_blas_env.THREAD_TIMEOUT}" in settings["reason"]
+        assert result["openblas"] == 0
+
+
+def test_runtime_path_is_off_with_the_switch_too():
+    result = _probe({_blas_env.ENV_VAR: "1"}, imports="import numpy\nimport handgrad")
     assert result["settings"]["applied"] is False
-    reason = result["settings"]["reason"]
-    assert "NumPy was imported before handgrad" in reason
-    assert f"{_blas_env.VARIABLE}={_blas_env.THREAD_TIMEOUT}" in reason
     if result["openblas"] is not None:
         assert result["openblas"] == 0
