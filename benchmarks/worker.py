@@ -158,7 +158,8 @@ def main() -> None:
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     if framework == "handgrad":
-        # before NumPy, as the README advises: handgrad then tunes OpenBLAS's idle threads
+        # before NumPy: handgrad then sets OpenBLAS's idle timeout through the environment
+        # (the plain way of the two in handgrad/_blas_env.py)
         import handgrad  # noqa: F401
     import numpy  # noqa: F401  (imported after the thread variables are set)
     if framework == "torch":
