@@ -9,7 +9,13 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import Optimizer, _check_betas, _check_nonnegative, _effective_grad
+from .optimizer import (
+    Optimizer,
+    _check_betas,
+    _check_nonnegative,
+    _effective_grad,
+    _flat_effective_grad,
+)
 
 
 class Adam(Optimizer):
@@ -150,12 +156,7 @@ def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, 
                      hp: _Hyper, step: float, *, worker: int) -> None:
     """Update ``params[i:j]`` of a flat bucket (their slice of its buffers)."""
     lo, hi = bucket.bounds[i], bucket.bounds[j]
-    grad = bucket.gather_grads(params, i, j)
-    if hp.l2 != 0:
-        a = bucket.gather_params(params, i, j)
-        grad = _effective_grad(a, grad, a, hp.l2, hp.maximize)
-    else:
-        grad = _effective_grad(None, grad, grad, 0.0, hp.maximize)
+    grad = _flat_effective_grad(bucket, params, i, j, hp.l2, hp.maximize)
     v_max = bucket.flat.get("max_exp_avg_sq")
     apply = _adam_kernel(grad, bucket.flat["exp_avg"][lo:hi], bucket.flat["exp_avg_sq"][lo:hi],
                          None if v_max is None else v_max[lo:hi], bucket.scratch[lo:hi], hp,

@@ -360,6 +360,17 @@ def _effective_grad(data: np.ndarray | None, grad: np.ndarray, out: np.ndarray,
     return grad
 
 
+def _flat_effective_grad(bucket: FlatBucket, params: list[Parameter], i: int, j: int,
+                         weight_decay: float, maximize: bool) -> np.ndarray:
+    """:func:`_effective_grad` of ``params[i:j]`` of a flat bucket, from their gathered
+    gradients (and values, with weight decay), computed in those gathered buffers."""
+    grad = bucket.gather_grads(params, i, j)
+    if weight_decay == 0:
+        return _effective_grad(None, grad, grad, 0.0, maximize)
+    data = bucket.gather_params(params, i, j)
+    return _effective_grad(data, grad, data, weight_decay, maximize)
+
+
 def _batch_by_step(params: list[Parameter], states: list[dict]) -> tuple[list, list[list]]:
     """Split into (large tensors, batches of small tensors sharing a dtype and step count)."""
     large, batches = [], {}

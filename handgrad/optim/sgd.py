@@ -9,7 +9,12 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import Optimizer, _check_nonnegative, _effective_grad
+from .optimizer import (
+    Optimizer,
+    _check_nonnegative,
+    _effective_grad,
+    _flat_effective_grad,
+)
 
 
 class SGD(Optimizer):
@@ -126,12 +131,7 @@ def _update_flat_run(bucket: _flat.FlatBucket, params: list[Parameter], i: int, 
                      hp: _Hyper, *, worker: int) -> None:
     """Update ``params[i:j]`` of a flat bucket (their slice of its buffers)."""
     lo, hi = bucket.bounds[i], bucket.bounds[j]
-    grad = bucket.gather_grads(params, i, j)
-    if hp.weight_decay != 0:
-        a = bucket.gather_params(params, i, j)
-        grad = _effective_grad(a, grad, a, hp.weight_decay, hp.maximize)
-    else:
-        grad = _effective_grad(None, grad, grad, 0.0, hp.maximize)
+    grad = _flat_effective_grad(bucket, params, i, j, hp.weight_decay, hp.maximize)
     b = bucket.scratch[lo:hi]
     buf = bucket.flat["momentum_buffer"][lo:hi]
     _momentum_kernel(buf, grad, b, hp)
