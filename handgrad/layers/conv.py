@@ -10,7 +10,7 @@ from numpy.typing import DTypeLike, NDArray
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import default_weight_init_
 from ..layer import Layer
-from ..ops.parallel import get_num_threads, run_chunks
+from ..ops.parallel import get_num_threads, matmul, ones, run_chunks
 from ..ops.window import (
     col2im,
     col2im_wide,
@@ -211,11 +211,13 @@ class Conv2d(Layer):
                 np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
                 gy = gy.reshape(G, O // G, L)
                 acc = sums.setdefault(worker, [None, None])
+                # Both products have small results: parallel.matmul / np.dot keep them
+                # running side by side in threads (np.matmul and .sum would hold the GIL).
                 if want_b:
-                    part = gy.reshape(O, L).sum(axis=1)
+                    part = np.dot(gy.reshape(O, L), ones(L, xp.dtype))
                     acc[1] = part if acc[1] is None else np.add(acc[1], part, out=acc[1])
                 if want_w:  # dL/dW = gy @ cols^T, per group
-                    part = np.matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+                    part = matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
                     acc[0] = part if acc[0] is None else np.add(acc[0], part, out=acc[0])
             if not want_x:
                 return

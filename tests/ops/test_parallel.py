@@ -188,3 +188,37 @@ def test_maxpool2d_eval_threaded_equals_serial(threads):
         threads(n)
         outputs.append(hg.MaxPool2d(3, 2, 1).eval()(x))
     np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
+# ---------------------------------------------------------------- GIL-free products and sums
+@given(stack=st.integers(0, 3), m=st.integers(1, 30), k=st.integers(1, 40), n=st.integers(1, 30),
+       transposed=st.booleans())
+def test_parallel_matmul_equals_np_matmul(stack, m, k, n, transposed):
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    shape = (stack,) if stack else ()
+    a = rng.standard_normal(shape + (m, k))
+    b = rng.standard_normal(shape + (n, k)).swapaxes(-1, -2) if transposed else \
+        rng.standard_normal(shape + (k, n))
+    result = parallel.matmul(a, b)
+    assert result.shape == shape + (m, n)
+    np.testing.assert_allclose(result, np.matmul(a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_ones_is_cached_and_read_only():
+    v = parallel.ones(7, np.dtype(np.float32))
+    assert v is parallel.ones(7, np.dtype(np.float32))
+    assert v.dtype == np.float32 and (v == 1).all()
+    with pytest.raises(ValueError):
+        v[0] = 2
+
+
+@given(n=st.integers(1, 40), c=st.integers(1, 12), s=st.sampled_from([1, 3, 64, 128, 256, 1024]),
+       block=st.integers(1, 12), seed=st.integers(0, 99))
+def test_batchnorm_channel_sums_of_channel_blocks(n, c, s, block, seed):
+    from handgrad.layers.normalization import _channel_dot, _channel_sum
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((2, n, c, s))
+    k = slice(0, min(block, c))  # a channel block: not contiguous when it is not all of c
+    np.testing.assert_allclose(_channel_sum(a[:, k]), a[:, k].sum(axis=(0, 2)), rtol=1e-10)
+    np.testing.assert_allclose(_channel_dot(a[:, k], b[:, k]),
+                               (a[:, k] * b[:, k]).sum(axis=(0, 2)), rtol=1e-9, atol=1e-9)
