@@ -41,6 +41,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .elementwise import clamp_min_zero
+from .parallel import get_num_threads, run_chunks
+
+_MIN_ROWS = 8  # rows per thread block at least
+_MIN_BLOCK_WORK = 4096  # N * H below which the time loop stays on one thread
+_MIN_STEPS = 4  # sequences shorter than this stay on one thread
 
 __all__ = [
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
@@ -85,6 +90,20 @@ def _project(x: NDArray, w_ih: NDArray, bias: NDArray | None, out: NDArray,
         np.multiply(bias, scale, out=wa[:, I])
     np.matmul(xa.reshape(T * N, I + 1), wa.T, out=out.reshape(T * N, G))
     return xa
+
+
+def _row_blocks(T: int, N: int, H: int) -> list[tuple[int, int]]:
+    """Blocks of batch rows for the threads: every row of a recurrent layer runs through
+    time independently of the others, so each thread can take a block of rows through the
+    WHOLE time loop (one hand-off per sequence, not per step), with BLAS single-threaded.
+    Measured (LSTM, N=32, H=256, T=64, 2 threads): forward 22.9 -> 20.0 ms against one
+    loop with two-thread BLAS multiplies. Small batches and short sequences (a cell's single
+    step: the ~50 us hand-off would be paid every step) stay in one block."""
+    parts = min(get_num_threads(), N // _MIN_ROWS)
+    if parts < 2 or N * H < _MIN_BLOCK_WORK or T < _MIN_STEPS:
+        return [(0, N)]
+    bounds = [N * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _grad_init(grad: NDArray | None, shape: tuple[int, ...], dtype) -> NDArray:
@@ -174,10 +193,17 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     tanh_g = np.empty((T, N, H), dtype=x.dtype)
     hs[po * T] = h0
     cs[po * T] = c0
-    tmp = np.empty((N, 4 * H), dtype=x.dtype)
-    tmp_h = np.empty((N, H), dtype=x.dtype)
-    with np.errstate(over="ignore"):
-        _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, tmp, tmp_h)
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        n = bounds[1] - bounds[0]
+        tmp = np.empty((n, 4 * H), dtype=x.dtype)
+        tmp_h = np.empty((n, H), dtype=x.dtype)
+        with np.errstate(over="ignore"):
+            _lstm_loop(T, reverse, H, gates[:, k], hs[:, k], cs[:, k], tanh_c[:, k],
+                       tanh_g[:, k], w_hh_t, tmp, tmp_h)
+
+    run_chunks(rows, _row_blocks(T, N, H))
     cache = (xp, hs, cs, gates, tanh_g, tanh_c, reverse) if keep else None
     return hs[co:co + T], (hs[co * T], cs[co * T]), cache
 
@@ -213,10 +239,27 @@ def lstm_backward(cache, grad_y, grad_final, w_hh):
     H = hs.shape[-1]
     po, _ = _offsets(reverse)
     grad_pre = np.empty_like(gates)
-    dh = _grad_init(grad_final[0], (N, H), x.dtype)
-    dc = _grad_init(grad_final[1], (N, H), x.dtype)
-    up = np.empty((N, 4 * H), dtype=x.dtype)
-    tmp_h = np.empty((N, H), dtype=x.dtype)
+    dh_all = _grad_init(grad_final[0], (N, H), x.dtype)
+    dc_all = _grad_init(grad_final[1], (N, H), x.dtype)
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        _lstm_backward_loop(T, reverse, H, grad_y[:, k], gates[:, k], tanh_c[:, k],
+                            tanh_g[:, k], cs[:, k], grad_pre[:, k], dh_all[k], dc_all[k], w_hh)
+
+    run_chunks(rows, _row_blocks(T, N, H))
+    return (dh_all, dc_all), grad_pre, grad_pre, hs[po:po + T]
+
+
+def _lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs, grad_pre, dh, dc,
+                        w_hh):
+    """The BPTT loop of ``lstm_backward`` over one block of batch rows (all arrays are that
+    block's views); ``dh`` and ``dc`` come in as the final-state gradients and leave as the
+    initial-state gradients."""
+    po, _ = _offsets(reverse)
+    n = dh.shape[0]
+    up = np.empty((n, 4 * H), dtype=dh.dtype)
+    tmp_h = np.empty((n, H), dtype=dh.dtype)
     for t in _steps(T, reverse, backward=True):
         dh += grad_y[t]
         s = gates[t]
@@ -238,7 +281,6 @@ def lstm_backward(cache, grad_y, grad_final, w_hh):
         da *= up
         dc *= s[:, H:2 * H]
         np.matmul(da, w_hh, out=dh)
-    return (dh, dc), grad_pre, grad_pre, hs[po:po + T]
 
 
 # ---------------------------------------------------------------------------- GRU

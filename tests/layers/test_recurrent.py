@@ -319,3 +319,75 @@ def test_bad_input_messages():
         RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="hidden_size"):
         GRU(3, 0)
+
+
+@pytest.fixture
+def row_blocks_always(monkeypatch):
+    """Make the LSTM split every batch into row blocks for threads, however small, and
+    restore handgrad's thread count after the test."""
+    from handgrad.ops import parallel
+    from handgrad.ops import recurrent as kernels
+    monkeypatch.setattr(kernels, "_MIN_ROWS", 1)
+    monkeypatch.setattr(kernels, "_MIN_BLOCK_WORK", 0)
+    monkeypatch.setattr(kernels, "_MIN_STEPS", 1)
+    yield parallel.set_num_threads
+    parallel.set_num_threads(None)
+
+
+def _run_lstm(layer, x, state, g, g_final, threads, set_threads):
+    set_threads(threads)
+    layer.zero_grad()
+    y = layer(x, state)
+    final = [f.copy() for f in layer.final_state]
+    grad_x = layer.backward(g, g_final)
+    grads = {n: p.grad.copy() for n, p in layer.named_parameters()}
+    return [y, *final, grad_x, *layer.grad_initial_state], grads
+
+
+@given(T=st.integers(1, 6), N=st.integers(1, 9), H=st.integers(1, 4), threads=st.integers(2, 3),
+       num_layers=st.integers(1, 2), bidirectional=st.booleans(), batch_first=st.booleans(),
+       with_state=st.booleans(), grad_final=st.booleans(), seed=st.integers(0, 2**16))
+def test_lstm_row_blocks_on_threads_equal_one_block(row_blocks_always, T, N, H, threads,
+                                                    num_layers, bidirectional, batch_first,
+                                                    with_state, grad_final, seed):
+    rng = np.random.default_rng(seed)
+    layer = LSTM(3, H, num_layers=num_layers, bidirectional=bidirectional,
+                 batch_first=batch_first, dtype=np.float64, rng=seed)
+    x = rng.standard_normal((N, T, 3) if batch_first else (T, N, 3))
+    shape = (num_layers * (2 if bidirectional else 1), N, H)
+    state = (rng.standard_normal(shape), rng.standard_normal(shape)) if with_state else None
+    g = rng.standard_normal((N, T, (2 if bidirectional else 1) * H) if batch_first
+                            else (T, N, (2 if bidirectional else 1) * H))
+    g_final = (rng.standard_normal(shape), rng.standard_normal(shape)) if grad_final else None
+    serial, serial_grads = _run_lstm(layer, x, state, g, g_final, 1, row_blocks_always)
+    threaded, threaded_grads = _run_lstm(layer, x, state, g, g_final, threads,
+                                         row_blocks_always)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for name in serial_grads:
+        np.testing.assert_allclose(threaded_grads[name], serial_grads[name], rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+
+
+def test_lstm_row_blocks_gradients(row_blocks_always):
+    row_blocks_always(2)
+    rng = np.random.default_rng(5)
+    layer = LSTM(2, 3, num_layers=2, bidirectional=True, dtype=np.float64, rng=5)
+    x = rng.standard_normal((5, 4, 2))
+    state = (rng.standard_normal((4, 4, 3)), rng.standard_normal((4, 4, 3)))
+    check_recurrent_gradients(layer, x, state)
+
+
+def test_lstm_row_blocks_only_for_large_enough_work():
+    from handgrad.ops import parallel
+    from handgrad.ops import recurrent as kernels
+    parallel.set_num_threads(2)
+    try:
+        assert kernels._row_blocks(64, 32, 256) == [(0, 16), (16, 32)]
+        assert kernels._row_blocks(1, 32, 256) == [(0, 32)]  # a cell's single step
+        assert kernels._row_blocks(64, 8, 256) == [(0, 8)]  # too few rows for two blocks
+        assert kernels._row_blocks(64, 32, 16) == [(0, 32)]  # too little work per step
+        parallel.set_num_threads(1)
+        assert kernels._row_blocks(64, 32, 256) == [(0, 32)]
+    finally:
+        parallel.set_num_threads(None)
