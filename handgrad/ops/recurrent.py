@@ -26,7 +26,9 @@ for all four gates (``sigmoid(a) = 1 / (1 + exp(-a))``, ``tanh(a) = 2 sigmoid(2a
 factors -1/-2 folded into the weights); GRU gates one ``tanh`` for r and z (``sigmoid(a) =
 0.5 tanh(a / 2) + 0.5``, the 1/2 folded likewise). The backwards compute the activation
 derivatives step by step on blocks that are still in cache, never in passes over the
-whole (T, N, G) buffer.
+whole (T, N, G) buffer. Batch rows are independent, so with several threads each thread
+takes a block of rows through the whole time loop (``_row_blocks``; BLAS single-threaded
+meanwhile): one hand-off per sequence instead of one per step.
 
 The hidden states live in one buffer ``hs`` of shape (T + 1, N, H): running forward,
 ``hs[0]`` is the initial state and ``hs[t + 1]`` the state after step t; running in
@@ -125,7 +127,16 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
     xp = _project(x, w_ih, bias, y)  # the pre-activations are written where the states will be
     hs[po * T] = h0
     w_hh_t = w_hh.T
-    tmp = np.empty((N, H), dtype=x.dtype)
+    run_chunks(lambda worker, rows: _rnn_loop(T, reverse, hs[:, slice(*rows)], w_hh_t, relu),
+               _row_blocks(T, N, H))
+    cache = (xp, hs, reverse, relu) if keep else None
+    return y, (hs[co * T],), cache
+
+
+def _rnn_loop(T, reverse, hs, w_hh_t, relu):
+    """The time loop of ``rnn_forward`` over one block of batch rows (``hs`` its view)."""
+    po, co = _offsets(reverse)
+    tmp = np.empty(hs.shape[1:], dtype=hs.dtype)
     for t in _steps(T, reverse):
         h = hs[t + co]
         np.matmul(hs[t + po], w_hh_t, out=tmp)
@@ -134,8 +145,6 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
             clamp_min_zero(h, h)
         else:
             np.tanh(h, out=h)
-    cache = (xp, hs, reverse, relu) if keep else None
-    return y, (hs[co * T],), cache
 
 
 def rnn_backward(cache, grad_y, grad_final, w_hh):
@@ -151,12 +160,20 @@ def rnn_backward(cache, grad_y, grad_final, w_hh):
         grad_pre = np.square(y)
         np.subtract(1, grad_pre, out=grad_pre)
     dh = _grad_init(grad_final[0], (N, H), x.dtype)
+    run_chunks(lambda worker, rows: _rnn_backward_loop(
+        T, reverse, grad_y[:, slice(*rows)], grad_pre[:, slice(*rows)], dh[slice(*rows)], w_hh),
+        _row_blocks(T, N, H))
+    return (dh,), grad_pre, grad_pre, hs[po:po + T]
+
+
+def _rnn_backward_loop(T, reverse, grad_y, grad_pre, dh, w_hh):
+    """The BPTT loop of ``rnn_backward`` over one block of batch rows; ``dh`` comes in as
+    the final-state gradient and leaves as the initial-state gradient."""
     for t in _steps(T, reverse, backward=True):
         dh += grad_y[t]
         g = grad_pre[t]
         g *= dh
         np.matmul(g, w_hh, out=dh)  # dL/dh_{t-1} through the recurrence
-    return (dh,), grad_pre, grad_pre, hs[po:po + T]
 
 
 # ---------------------------------------------------------------------------- LSTM
@@ -308,8 +325,22 @@ def gru_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     hs = np.empty((T + 1, N, H), dtype=x.dtype)
     hn = np.empty((T, N, H), dtype=x.dtype)  # W_hn h + b_hn, needed for dL/dr
     hs[po * T] = h0
-    tmp = np.empty((N, 3 * H), dtype=x.dtype)
-    tmp_h = np.empty((N, H), dtype=x.dtype)
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        _gru_loop(T, reverse, H, gates[:, k], hs[:, k], hn[:, k], w_hh_t, b_hn)
+
+    run_chunks(rows, _row_blocks(T, N, H))
+    cache = (xp, hs, gates, hn, reverse) if keep else None
+    return hs[co:co + T], (hs[co * T],), cache
+
+
+def _gru_loop(T, reverse, H, gates, hs, hn, w_hh_t, b_hn):
+    """The time loop of ``gru_forward`` over one block of batch rows (all arrays its views)."""
+    po, co = _offsets(reverse)
+    n_rows = hs.shape[1]
+    tmp = np.empty((n_rows, 3 * H), dtype=hs.dtype)
+    tmp_h = np.empty((n_rows, H), dtype=hs.dtype)
     for t in _steps(T, reverse):
         g_t = gates[t]
         prev = hs[t + po]
@@ -330,8 +361,6 @@ def gru_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
         np.subtract(prev, n, out=tmp_h)
         tmp_h *= g_t[:, H:2 * H]
         np.add(n, tmp_h, out=hs[t + co])  # h' = n + z * (h - n)
-    cache = (xp, hs, gates, hn, reverse) if keep else None
-    return hs[co:co + T], (hs[co * T],), cache
 
 
 def gru_backward(cache, grad_y, grad_final, w_hh):
@@ -346,9 +375,24 @@ def gru_backward(cache, grad_y, grad_final, w_hh):
     grad_ih = np.empty_like(gates)
     grad_hh = np.empty_like(gates)
     dh = _grad_init(grad_final[0], (N, H), x.dtype)
-    up = np.empty((N, 3 * H), dtype=x.dtype)
-    dh_z = np.empty((N, H), dtype=x.dtype)
-    tmp_h = np.empty((N, H), dtype=x.dtype)
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        _gru_backward_loop(T, reverse, H, grad_y[:, k], gates[:, k], hs[:, k], hn[:, k],
+                           grad_ih[:, k], grad_hh[:, k], dh[k], w_hh)
+
+    run_chunks(rows, _row_blocks(T, N, H))
+    return (dh,), grad_ih, grad_hh, hs[po:po + T]
+
+
+def _gru_backward_loop(T, reverse, H, grad_y, gates, hs, hn, grad_ih, grad_hh, dh, w_hh):
+    """The BPTT loop of ``gru_backward`` over one block of batch rows; ``dh`` comes in as
+    the final-state gradient and leaves as the initial-state gradient."""
+    po, _ = _offsets(reverse)
+    n_rows = dh.shape[0]
+    up = np.empty((n_rows, 3 * H), dtype=dh.dtype)
+    dh_z = np.empty((n_rows, H), dtype=dh.dtype)
+    tmp_h = np.empty((n_rows, H), dtype=dh.dtype)
     for t in _steps(T, reverse, backward=True):
         dh += grad_y[t]
         g_t = gates[t]
@@ -370,4 +414,3 @@ def gru_backward(cache, grad_y, grad_final, w_hh):
         np.multiply(da[:, 2 * H:], g_t[:, :H], out=dhh[:, 2 * H:])
         np.matmul(dhh, w_hh, out=dh)
         dh += dh_z
-    return (dh,), grad_ih, grad_hh, hs[po:po + T]

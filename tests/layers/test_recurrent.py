@@ -323,7 +323,7 @@ def test_bad_input_messages():
 
 @pytest.fixture
 def row_blocks_always(monkeypatch):
-    """Make the LSTM split every batch into row blocks for threads, however small, and
+    """Make the recurrent kernels split every batch into row blocks for threads, however small, and
     restore handgrad's thread count after the test."""
     from handgrad.ops import parallel
     from handgrad.ops import recurrent as kernels
@@ -334,34 +334,38 @@ def row_blocks_always(monkeypatch):
     parallel.set_num_threads(None)
 
 
-def _run_lstm(layer, x, state, g, g_final, threads, set_threads):
+def _run(layer, x, state, g, g_final, threads, set_threads):
     set_threads(threads)
     layer.zero_grad()
     y = layer(x, state)
-    final = [f.copy() for f in layer.final_state]
+    final = [f.copy() for f in _parts(layer.final_state)]
     grad_x = layer.backward(g, g_final)
     grads = {n: p.grad.copy() for n, p in layer.named_parameters()}
-    return [y, *final, grad_x, *layer.grad_initial_state], grads
+    return [y, *final, grad_x, *_parts(layer.grad_initial_state)], grads
 
 
-@given(T=st.integers(1, 6), N=st.integers(1, 9), H=st.integers(1, 4), threads=st.integers(2, 3),
-       num_layers=st.integers(1, 2), bidirectional=st.booleans(), batch_first=st.booleans(),
-       with_state=st.booleans(), grad_final=st.booleans(), seed=st.integers(0, 2**16))
-def test_lstm_row_blocks_on_threads_equal_one_block(row_blocks_always, T, N, H, threads,
-                                                    num_layers, bidirectional, batch_first,
-                                                    with_state, grad_final, seed):
+@given(mode=st.sampled_from(["rnn", "lstm", "gru"]), T=st.integers(1, 6), N=st.integers(1, 9),
+       H=st.integers(1, 4), threads=st.integers(2, 3), num_layers=st.integers(1, 2),
+       bidirectional=st.booleans(), batch_first=st.booleans(), with_state=st.booleans(),
+       grad_final=st.booleans(), seed=st.integers(0, 2**16))
+def test_row_blocks_on_threads_equal_one_block(row_blocks_always, mode, T, N, H, threads,
+                                               num_layers, bidirectional, batch_first,
+                                               with_state, grad_final, seed):
     rng = np.random.default_rng(seed)
-    layer = LSTM(3, H, num_layers=num_layers, bidirectional=bidirectional,
-                 batch_first=batch_first, dtype=np.float64, rng=seed)
+    extra = {"nonlinearity": "relu"} if mode == "rnn" and seed % 2 else {}
+    layer = LAYERS[mode](3, H, num_layers=num_layers, bidirectional=bidirectional,
+                         batch_first=batch_first, dtype=np.float64, rng=seed, **extra)
     x = rng.standard_normal((N, T, 3) if batch_first else (T, N, 3))
     shape = (num_layers * (2 if bidirectional else 1), N, H)
-    state = (rng.standard_normal(shape), rng.standard_normal(shape)) if with_state else None
+    parts = 2 if mode == "lstm" else 1
+    state = _pack([rng.standard_normal(shape) for _ in range(parts)], mode == "lstm") \
+        if with_state else None
     g = rng.standard_normal((N, T, (2 if bidirectional else 1) * H) if batch_first
                             else (T, N, (2 if bidirectional else 1) * H))
-    g_final = (rng.standard_normal(shape), rng.standard_normal(shape)) if grad_final else None
-    serial, serial_grads = _run_lstm(layer, x, state, g, g_final, 1, row_blocks_always)
-    threaded, threaded_grads = _run_lstm(layer, x, state, g, g_final, threads,
-                                         row_blocks_always)
+    g_final = _pack([rng.standard_normal(shape) for _ in range(parts)], mode == "lstm") \
+        if grad_final else None
+    serial, serial_grads = _run(layer, x, state, g, g_final, 1, row_blocks_always)
+    threaded, threaded_grads = _run(layer, x, state, g, g_final, threads, row_blocks_always)
     for a, b in zip(threaded, serial):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     for name in serial_grads:
@@ -369,16 +373,17 @@ def test_lstm_row_blocks_on_threads_equal_one_block(row_blocks_always, T, N, H, 
                                    atol=1e-12, err_msg=name)
 
 
-def test_lstm_row_blocks_gradients(row_blocks_always):
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+def test_row_blocks_gradients(row_blocks_always, mode):
     row_blocks_always(2)
     rng = np.random.default_rng(5)
-    layer = LSTM(2, 3, num_layers=2, bidirectional=True, dtype=np.float64, rng=5)
+    layer = LAYERS[mode](2, 3, num_layers=2, bidirectional=True, dtype=np.float64, rng=5)
     x = rng.standard_normal((5, 4, 2))
-    state = (rng.standard_normal((4, 4, 3)), rng.standard_normal((4, 4, 3)))
-    check_recurrent_gradients(layer, x, state)
+    parts = [rng.standard_normal((4, 4, 3)) for _ in range(2 if mode == "lstm" else 1)]
+    check_recurrent_gradients(layer, x, _pack(parts, mode == "lstm"))
 
 
-def test_lstm_row_blocks_only_for_large_enough_work():
+def test_row_blocks_only_for_large_enough_work():
     from handgrad.ops import parallel
     from handgrad.ops import recurrent as kernels
     parallel.set_num_threads(2)
