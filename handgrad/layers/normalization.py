@@ -22,7 +22,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
-from ..ops.parallel import GIL_FREE_SIZE, ones, run_chunks, split
+from ..ops.parallel import ones, run_chunks, split
 from ..parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
@@ -30,44 +30,21 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 _vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
 
 
-def _ones(n: int, dtype: np.dtype) -> NDArray:
-    return ones(n, np.dtype(dtype))
-
-
-def _split_rows(a: NDArray) -> NDArray:
-    """``(N, C, S)`` as ``(N, C, P, S/P)`` (a view) with ``N*C*P >= GIL_FREE_SIZE`` where S
-    allows, so that the per-row gufuncs below release the GIL: BatchNorm runs channel blocks
-    on threads, and with a result of N*C < 500 elements np.vecdot / np.matmul would make
-    those threads take turns."""
-    n, c, s = a.shape
-    parts = 1
-    while n * c * parts < GIL_FREE_SIZE and s % (2 * parts) == 0 and s // (2 * parts) >= 64:
-        parts *= 2
-    return a.reshape(n, c, parts, s // parts)
-
-
-def _fold(rows: NDArray) -> NDArray:
-    """``(N, C, P)`` partial sums -> ``(C,)``."""
-    n, c, p = rows.shape
-    per_cp = _ones(n, rows.dtype) @ rows.reshape(n, c * p)
-    return per_cp.reshape(c, p).sum(axis=1) if p > 1 else per_cp
+_ones = ones  # cached read-only vectors of ones (handgrad.ops.parallel)
 
 
 def _channel_sum(a: NDArray) -> NDArray:
-    """Sums of an ``(N, C, S)`` array over N and S, as matrix-vector products."""
+    """Sums of an ``(N, C, S)`` array over N and S, as two matrix-vector products."""
     n, c, s = a.shape
-    if a.flags.c_contiguous:
-        per_cs = _ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
-        return per_cs.reshape(c, s) @ _ones(s, a.dtype)  # (C,)
-    rows = _split_rows(a)  # a channel block of a larger array: no copy
-    return _fold(rows @ _ones(rows.shape[3], a.dtype))
+    per_cs = _ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
+    return per_cs.reshape(c, s) @ _ones(s, a.dtype)  # (C,)
 
 
 def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
     """``sum(a * b)`` over N and S of two ``(N, C, S)`` arrays, without a temporary."""
     if a.shape[2] >= 128 and _vecdot is not None:
         # Long rows: vecdot's inner dot product is about twice einsum's speed.
-        return _fold(_vecdot(_split_rows(a), _split_rows(b)))  # (N, C, P) -> (C,)
+        return _ones(a.shape[0], a.dtype) @ _vecdot(a, b)  # (N, C) -> (C,)
     return np.einsum("ncs,ncs->c", a, b)
 
 
