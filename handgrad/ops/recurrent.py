@@ -127,8 +127,11 @@ def rnn_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, relu
     xp = _project(x, w_ih, bias, y)  # the pre-activations are written where the states will be
     hs[po * T] = h0
     w_hh_t = w_hh.T
-    run_chunks(lambda worker, rows: _rnn_loop(T, reverse, hs[:, slice(*rows)], w_hh_t, relu),
-               _row_blocks(T, N, H))
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        _rnn_loop(T, reverse, hs[:, slice(*bounds)], w_hh_t, relu)
+
+    run_chunks(rows, _row_blocks(T, N, H))
     cache = (xp, hs, reverse, relu) if keep else None
     return y, (hs[co * T],), cache
 
@@ -160,9 +163,12 @@ def rnn_backward(cache, grad_y, grad_final, w_hh):
         grad_pre = np.square(y)
         np.subtract(1, grad_pre, out=grad_pre)
     dh = _grad_init(grad_final[0], (N, H), x.dtype)
-    run_chunks(lambda worker, rows: _rnn_backward_loop(
-        T, reverse, grad_y[:, slice(*rows)], grad_pre[:, slice(*rows)], dh[slice(*rows)], w_hh),
-        _row_blocks(T, N, H))
+
+    def rows(worker: int, bounds: tuple[int, int]) -> None:
+        k = slice(*bounds)
+        _rnn_backward_loop(T, reverse, grad_y[:, k], grad_pre[:, k], dh[k], w_hh)
+
+    run_chunks(rows, _row_blocks(T, N, H))
     return (dh,), grad_pre, grad_pre, hs[po:po + T]
 
 
@@ -213,20 +219,21 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
 
     def rows(worker: int, bounds: tuple[int, int]) -> None:
         k = slice(*bounds)
-        n = bounds[1] - bounds[0]
-        tmp = np.empty((n, 4 * H), dtype=x.dtype)
-        tmp_h = np.empty((n, H), dtype=x.dtype)
         with np.errstate(over="ignore"):
             _lstm_loop(T, reverse, H, gates[:, k], hs[:, k], cs[:, k], tanh_c[:, k],
-                       tanh_g[:, k], w_hh_t, tmp, tmp_h)
+                       tanh_g[:, k], w_hh_t)
 
     run_chunks(rows, _row_blocks(T, N, H))
     cache = (xp, hs, cs, gates, tanh_g, tanh_c, reverse) if keep else None
     return hs[co:co + T], (hs[co * T], cs[co * T]), cache
 
 
-def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, tmp, tmp_h):
+def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t):
+    """The time loop of ``lstm_forward`` over one block of batch rows (all arrays its views)."""
     po, co = _offsets(reverse)
+    n_rows = hs.shape[1]
+    tmp = np.empty((n_rows, 4 * H), dtype=hs.dtype)
+    tmp_h = np.empty((n_rows, H), dtype=hs.dtype)
     for t in _steps(T, reverse):
         s = gates[t]
         np.matmul(hs[t + po], w_hh_t, out=tmp)
