@@ -49,18 +49,23 @@ def _restart_openblas_threads() -> str:
         return f"cannot inspect the loaded BLAS ({type(err).__name__})"
     if not controllers:
         return "NumPy's BLAS is not OpenBLAS"
-    libraries = []
+    libraries, skipped = [], []
     for controller in controllers:
         layer = getattr(controller, "threading_layer", None)
-        if layer != "pthreads":
-            return f"OpenBLAS uses the {layer!r} threading layer, not its own threads"
+        if layer != "pthreads":  # an OpenMP build: its threads do not use this timeout
+            skipped.append(f"an OpenBLAS uses the {layer!r} threading layer")
+            continue
         try:
             library = ctypes.CDLL(controller.filepath)
             functions = (library.openblas_read_env, library.blas_thread_shutdown_,
                          library.openblas_thread_timeout)
         except (OSError, AttributeError):
-            return "this OpenBLAS does not export openblas_read_env / blas_thread_shutdown_"
+            skipped.append("an OpenBLAS does not export openblas_read_env / "
+                           "blas_thread_shutdown_")
+            continue
         libraries.append(functions)
+    if not libraries:
+        return "; ".join(skipped)
     os.environ[VARIABLE] = str(THREAD_TIMEOUT)
     for read_env, shutdown, timeout in libraries:
         read_env()
