@@ -19,8 +19,9 @@ At ``import handgrad`` (unless ``HANDGRAD_NO_BLAS_TIMEOUT=1`` is set, or the use
   threads are stopped (``blas_thread_shutdown_``, what OpenBLAS itself does before every
   ``fork``); the next multi-threaded multiply starts them again with the short timeout
   (``how == "runtime"``). This needs those two OpenBLAS functions, found through
-  threadpoolctl; without them, or with another BLAS, nothing is changed and ``reason`` says
-  why. Do not import handgrad for the first time while another thread is inside BLAS.
+  threadpoolctl; OpenBLAS copies without them or built with OpenMP threads are left as they
+  are, and when none can be tuned (or the BLAS is not OpenBLAS) ``reason`` says why. Do not
+  import handgrad for the first time while another thread is inside BLAS.
 
 :func:`blas_settings` reports what was done. This module imports nothing heavy at the top, so
 that it can run before NumPy is loaded.
