@@ -24,20 +24,32 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- kernels
-def max_pool2d(xp: NDArray, kernel_size, stride, dilation, out_hw, with_index: bool = True
+def _index_dtype(window: int) -> np.dtype:
+    """The smallest unsigned type for offsets within a window of ``window`` elements."""
+    return np.dtype(np.uint8 if window <= 256 else np.uint16)
+
+
+def max_pool2d(xp: NDArray, kernel_size, stride, dilation, out_hw, with_index: bool = True,
+               out: NDArray | None = None, index_out: NDArray | None = None
                ) -> tuple[NDArray, NDArray | None]:
     """Window maxima of padded ``xp`` (N, C, Hp, Wp) and the winning kernel offset.
 
     Returns ``y`` (N, C, OH, OW) and ``index`` (same shape, uint8/uint16: ``i*kw + j`` of the
     first maximum in row-major window order, as PyTorch breaks ties), or None for the index
-    when ``with_index`` is False.
+    when ``with_index`` is False. ``out`` / ``index_out`` (of that shape and dtype; any
+    contents) receive them instead of new arrays.
     """
     kh, kw = kernel_size
     rows, cols = window_slice(0, 0, out_hw, stride, dilation)
-    y = xp[:, :, rows, cols].copy()
+    if out is None:
+        out = np.empty(xp.shape[:2] + tuple(out_hw), dtype=xp.dtype)
+    y = out
+    np.copyto(y, xp[:, :, rows, cols])
     index = None
     if with_index:
-        index = np.zeros(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.uint16)
+        index = index_out if index_out is not None else \
+            np.empty(y.shape, dtype=_index_dtype(kh * kw))
+        index.fill(0)
         wins = np.empty(y.shape, dtype=bool)
         stamp = np.empty(y.shape, dtype=index.dtype)
     # Masked NumPy operations (where=, boolean indexing) are ~20x slower than plain
@@ -176,31 +188,20 @@ class MaxPool2d(_Pool2d):
         x = _check_nchw(self, x)
         out_hw, pads = self._geometry(x)
         xp = pad2d(x, pads, value=-np.inf)
-        blocks = split(len(x), x.nbytes)  # images are independent: one block per thread
-        if len(blocks) == 1:
-            y, index = max_pool2d(xp, self.kernel_size, self.stride, self.dilation, out_hw,
-                                  with_index=self.caching)
-        else:
-            y, index = self._forward_blocks(xp, out_hw, blocks)
-        self._cache = (index, xp.shape, pads) if self.caching else None
-        return y
-
-    def _forward_blocks(self, xp: NDArray, out_hw, blocks):
         shape = xp.shape[:2] + tuple(out_hw)
         y = np.empty(shape, xp.dtype)
         kh, kw = self.kernel_size
-        index = np.empty(shape, np.uint8 if kh * kw <= 256 else np.uint16) \
-            if self.caching else None
+        index = np.empty(shape, _index_dtype(kh * kw)) if self.caching else None
 
         def block(worker: int, bounds: tuple[int, int]) -> None:
-            k = slice(*bounds)
-            y[k], index_k = max_pool2d(xp[k], self.kernel_size, self.stride, self.dilation,
-                                       out_hw, with_index=index is not None)
-            if index is not None:
-                index[k] = index_k
+            k = slice(*bounds)  # images are independent: one block per thread
+            max_pool2d(xp[k], self.kernel_size, self.stride, self.dilation, out_hw,
+                       with_index=index is not None, out=y[k],
+                       index_out=None if index is None else index[k])
 
-        run_chunks(block, blocks)
-        return y, index
+        run_chunks(block, split(len(x), x.nbytes))
+        self._cache = (index, xp.shape, pads) if self.caching else None
+        return y
 
     def backward(self, grad_out: NDArray) -> NDArray:
         index, xp_shape, pads = self._saved(self._cache)
