@@ -196,20 +196,23 @@ class Conv2d(Layer):
                           and self._flip_pads() is not None)
         grad_x = np.empty((N, C, H, W), dtype=xp.dtype) if want_x else None
         sums: dict[int, list[NDArray]] = {}  # per thread: [grad_w, grad_b] partial sums
+        need_gy = want_w or want_b or (want_x and not by_correlation)
+        row = xp.shape[3] if self._wide() else ow  # an output row's length in the columns
 
         def chunk(worker: int, bounds: tuple[int, int]) -> None:
             start, stop = bounds
             n = stop - start
-            if want_w or want_b:
-                # The columns are rebuilt (cheap, in cache) instead of cached.
-                cols, row = self._columns(xp[start:stop], (oh, ow), worker)
-                L = cols.shape[1]
+            L = n * oh * row
+            if need_gy:
                 # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
                 gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
                 if row != ow:
                     gy[..., ow:] = 0
                 np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
                 gy = gy.reshape(G, O // G, L)
+            if want_w or want_b:
+                # The columns are rebuilt (cheap, in cache) instead of cached.
+                cols, _ = self._columns(xp[start:stop], (oh, ow), worker)
                 acc = sums.setdefault(worker, [None, None])
                 # Both products have small results: parallel.matmul / np.dot keep them
                 # running side by side in threads (np.matmul and .sum would hold the GIL).
@@ -228,14 +231,7 @@ class Conv2d(Layer):
             # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
             # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
             # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-            row = xp.shape[3] if self._wide() else ow
-            gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
-            if not (want_w or want_b):  # gy was not filled above
-                if row != ow:
-                    gy[..., ow:] = 0
-                np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
-            L = n * oh * row
-            grad_cols = np.matmul(w.transpose(0, 2, 1), gy.reshape(G, O // G, L),
+            grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
                                   out=scratch(f"conv2d.grad_cols.{worker}", (G, K, L),
                                               xp.dtype))
             grad_cols = grad_cols.reshape(G * K, L)

@@ -30,21 +30,18 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 _vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
 
 
-_ones = ones  # cached read-only vectors of ones (handgrad.ops.parallel)
-
-
 def _channel_sum(a: NDArray) -> NDArray:
     """Sums of an ``(N, C, S)`` array over N and S, as two matrix-vector products."""
     n, c, s = a.shape
-    per_cs = _ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
-    return per_cs.reshape(c, s) @ _ones(s, a.dtype)  # (C,)
+    per_cs = ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
+    return per_cs.reshape(c, s) @ ones(s, a.dtype)  # (C,)
 
 
 def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
     """``sum(a * b)`` over N and S of two ``(N, C, S)`` arrays, without a temporary."""
     if a.shape[2] >= 128 and _vecdot is not None:
         # Long rows: vecdot's inner dot product is about twice einsum's speed.
-        return _ones(a.shape[0], a.dtype) @ _vecdot(a, b)  # (N, C) -> (C,)
+        return ones(a.shape[0], a.dtype) @ _vecdot(a, b)  # (N, C) -> (C,)
     return np.einsum("ncs,ncs->c", a, b)
 
 
@@ -61,7 +58,7 @@ def _expand(v: NDArray, s: int) -> NDArray:
 
 def _row_sum(a: NDArray) -> NDArray:
     """Row sums of a contiguous 2-d array as one matrix-vector product."""
-    return a @ _ones(a.shape[1], a.dtype)
+    return a @ ones(a.shape[1], a.dtype)
 
 
 def _row_dot(a: NDArray, b: NDArray) -> NDArray:
@@ -420,10 +417,10 @@ class LayerNorm(Layer):
         g2 = np.ascontiguousarray(grad_out).reshape(b, d)
         if self.weight is not None:
             if self.weight.requires_grad:
-                gw = _ones(b, g2.dtype) @ (g2 * xhat)
+                gw = ones(b, g2.dtype) @ (g2 * xhat)
                 self.weight.accumulate_grad(gw.reshape(self.normalized_shape), fresh=True)
             if self.bias is not None and self.bias.requires_grad:
-                gb = _ones(b, g2.dtype) @ g2
+                gb = ones(b, g2.dtype) @ g2
                 self.bias.accumulate_grad(gb.reshape(self.normalized_shape), fresh=True)
             dxhat = g2 * self.weight.data.reshape(-1)
         else:
