@@ -25,7 +25,25 @@ def threads():
 
 
 def blas_threads():
-    return [c.num_threads for c in parallel._blas_controllers()]
+    # Read through threadpoolctl itself, not through run_chunks' own cached functions.
+    return [c.controller.num_threads for c in parallel._blas_controllers()]
+
+
+@needs_blas_control
+def test_direct_blas_thread_functions_agree_with_threadpoolctl():
+    for blas in parallel._blas_controllers():
+        before = blas.controller.num_threads
+        try:
+            for n in (1, 2, before):
+                blas.set(n)
+                assert blas.controller.num_threads == n
+                assert blas.get() == n
+        finally:
+            blas.controller.set_num_threads(before)
+    if any(b.controller.internal_api == "openblas" for b in parallel._blas_controllers()):
+        # OpenBLAS is called directly, without threadpoolctl's per-call symbol lookup.
+        assert all(b._set is not None for b in parallel._blas_controllers()
+                   if b.controller.internal_api == "openblas")
 
 
 @needs_blas_control
