@@ -22,7 +22,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
-from ..ops.parallel import ones, run_chunks, split
+from ..ops.parallel import GIL_FREE_SIZE, ones, run_chunks, split
 from ..parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
@@ -39,9 +39,18 @@ def _channel_sum(a: NDArray) -> NDArray:
 
 def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
     """``sum(a * b)`` over N and S of two ``(N, C, S)`` arrays, without a temporary."""
-    if a.shape[2] >= 128 and _vecdot is not None:
-        # Long rows: vecdot's inner dot product is about twice einsum's speed.
-        return ones(a.shape[0], a.dtype) @ _vecdot(a, b)  # (N, C) -> (C,)
+    n, c, s = a.shape
+    if s >= 128 and _vecdot is not None:
+        # Long rows: vecdot's inner dot product is about twice einsum's speed. vecdot
+        # holds the GIL when its result is small (GIL_FREE_SIZE), which would make the
+        # threads' channel blocks run one at a time: rows are split into r pieces until
+        # the result is large enough (pieces of at least 128 values).
+        r = 1
+        while n * c * r < GIL_FREE_SIZE and s % (2 * r) == 0 and s // (2 * r) >= 128:
+            r *= 2
+        dots = _vecdot(a.reshape(n, c, r, s // r), b.reshape(n, c, r, s // r))  # (N, C, r)
+        per_cr = ones(n, a.dtype) @ dots.reshape(n, c * r)
+        return per_cr.reshape(c, r) @ ones(r, a.dtype) if r > 1 else per_cr
     return np.einsum("ncs,ncs->c", a, b)
 
 

@@ -228,3 +228,25 @@ def test_bad_grad_and_constructor_arguments(rng):
         LayerNorm(3, eps=-1.0)
     with pytest.raises(ValueError, match="num_features"):
         BatchNorm1d(0)
+
+
+@given(n=st.integers(1, 40), c=st.integers(1, 20), s=st.sampled_from([1, 7, 128, 256, 1024, 1536]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_channel_dot_matches_einsum(n, c, s, dtype):
+    # Long rows go through vecdot, split into pieces when the result would be small
+    # (so that threads do not serialise on the GIL); every path gives the same sums.
+    from handgrad.layers.normalization import _channel_dot
+
+    rng = np.random.default_rng(n * 1000 + c * 10 + s)
+    a = rng.standard_normal((n, c, s)).astype(dtype)
+    b = rng.standard_normal((n, c, s)).astype(dtype)
+    expected = np.einsum("ncs,ncs->c", a.astype(np.float64), b.astype(np.float64))
+    got = _channel_dot(a, b)
+    assert got.shape == (c,) and got.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.sqrt(n * s))
+    # A channel block of a larger array (what BatchNorm's threads pass) works the same.
+    wide = np.concatenate([a, b], axis=1)
+    np.testing.assert_allclose(_channel_dot(wide[:, :c], wide[:, :c]),
+                               np.einsum("ncs,ncs->c", a.astype(np.float64), a.astype(np.float64)),
+                               rtol=tol, atol=tol * np.sqrt(n * s))
