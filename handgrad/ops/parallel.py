@@ -90,8 +90,10 @@ class _BlasThreads:
 
     def _symbol(self, name: str):
         library = getattr(self.controller, "dynlib", None)
-        for prefix in ("", "scipy_"):  # scipy-openblas builds rename their symbols
-            for suffix in ("", "64_", "_64"):
+        # scipy-openblas builds rename their symbols; the renamed forms are tried first so
+        # that a plain name cannot be found in another library this one depends on.
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", "_64", ""):
                 function = getattr(library, prefix + name + suffix, None)
                 if function is not None:
                     return function
