@@ -10,7 +10,7 @@ from numpy.typing import DTypeLike, NDArray
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import default_weight_init_
 from ..layer import Layer
-from ..ops.parallel import get_num_threads, matmul, ones, run_chunks
+from ..ops.parallel import channel_sum, get_num_threads, matmul, ones, run_chunks
 from ..ops.window import (
     col2im,
     col2im_wide,
@@ -184,63 +184,34 @@ class Conv2d(Layer):
         N, C = xp.shape[:2]
         O, G = self.out_channels, self.groups
         grad_out = check_grad(self, grad_out, (N, O, oh, ow))
-        w = self.weight.data.reshape(G, O // G, -1)
-        K = w.shape[2]
         want_w = self.weight.requires_grad
         want_b = self.bias is not None and self.bias.requires_grad
         want_x = self.needs_input_grad
         method = self._input_grad_method
         if method == "auto":
             method = "correlation" if O <= C else "col2im"
-        by_correlation = (self.stride == (1, 1) and method == "correlation"
+        by_correlation = (want_x and self.stride == (1, 1) and method == "correlation"
                           and self._flip_pads() is not None)
         grad_x = np.empty((N, C, H, W), dtype=xp.dtype) if want_x else None
-        sums: dict[int, list[NDArray]] = {}  # per thread: [grad_w, grad_b] partial sums
-        need_gy = want_w or want_b or (want_x and not by_correlation)
+        # Per thread: [weight-gradient product, bias gradient] summed over its chunks. The
+        # correlation kernel's weight product comes out flipped (see _backward_by_correlation).
+        sums: dict[int, list[NDArray | None]] = {}
         row = xp.shape[3] if self._wide() else ow  # an output row's length in the columns
 
         def chunk(worker: int, bounds: tuple[int, int]) -> None:
             start, stop = bounds
-            n = stop - start
-            L = n * oh * row
-            if need_gy:
-                # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
-                gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
-                if row != ow:
-                    gy[..., ow:] = 0
-                np.copyto(gy[..., :ow], grad_out[start:stop].transpose(1, 0, 2, 3))
-                gy = gy.reshape(G, O // G, L)
-            if want_w or want_b:
-                # The columns are rebuilt (cheap, in cache) instead of cached.
-                cols, _ = self._columns(xp[start:stop], (oh, ow), worker)
-                acc = sums.setdefault(worker, [None, None])
-                # Both products have small results: parallel.matmul / np.dot keep them
-                # running side by side in threads (np.matmul and .sum would hold the GIL).
-                if want_b:
-                    part = np.dot(gy.reshape(O, L), ones(L, xp.dtype))
-                    acc[1] = part if acc[1] is None else np.add(acc[1], part, out=acc[1])
-                if want_w:  # dL/dW = gy @ cols^T, per group
-                    part = matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
-                    acc[0] = part if acc[0] is None else np.add(acc[0], part, out=acc[0])
-            if not want_x:
-                return
             if by_correlation:
-                self._grad_input_by_correlation(grad_out[start:stop], grad_x[start:stop],
-                                                worker)
-                return
-            # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
-            # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
-            # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-            grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
-                                  out=scratch(f"conv2d.grad_cols.{worker}", (G, K, L),
-                                              xp.dtype))
-            grad_cols = grad_cols.reshape(G * K, L)
-            shape = (n,) + xp.shape[1:]
-            if row != ow:
-                grad_xp = col2im_wide(grad_cols, shape, self.kernel_size, self.dilation)
+                part_w = self._backward_by_correlation(
+                    grad_out[start:stop], xp[start:stop], grad_x[start:stop], worker, want_w)
+                part_b = channel_sum(grad_out[start:stop]) if want_b else None
             else:
-                grad_xp = col2im(grad_cols, shape, self.kernel_size, self.stride, self.dilation)
-            np.copyto(grad_x[start:stop], unpad2d(grad_xp, self._pads))
+                part_w, part_b = self._backward_by_columns(
+                    grad_out[start:stop], xp[start:stop], (oh, ow), row, worker, want_w, want_b,
+                    grad_x[start:stop] if want_x else None)
+            acc = sums.setdefault(worker, [None, None])
+            for i, part in enumerate((part_w, part_b)):
+                if part is not None:
+                    acc[i] = part if acc[i] is None else np.add(acc[i], part, out=acc[i])
 
         run_chunks(chunk, self._chunks(xp.shape, (oh, ow)))
         partials = list(sums.values())
@@ -248,13 +219,59 @@ class Conv2d(Layer):
             grad_w = partials[0][0]
             for part in partials[1:]:
                 grad_w += part[0]
-            self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
+            if by_correlation:  # (G, (O/G, kh', kw'), C/G) with kh' = kh-1-i: unflip
+                kh, kw = self.kernel_size
+                grad_w = grad_w.reshape(G, O // G, kh, kw, C // G)[:, :, ::-1, ::-1]
+                grad_w = grad_w.transpose(0, 1, 4, 2, 3)
+            self.weight.accumulate_grad(
+                np.ascontiguousarray(grad_w).reshape(self.weight.data.shape), fresh=True)
         if want_b:
             grad_b = partials[0][1]
             for part in partials[1:]:
                 grad_b += part[1]
             self.bias.accumulate_grad(grad_b, fresh=True)
         return grad_x
+
+    def _backward_by_columns(self, grad_out: NDArray, xp: NDArray, out_hw: tuple[int, int],
+                             row: int, worker: int, want_w: bool, want_b: bool,
+                             grad_x: NDArray | None) -> tuple[NDArray | None, NDArray | None]:
+        """One chunk's backward from the columns of x: returns the weight-gradient product
+        ``(G, O/G, K)`` and the bias gradient (or None), writes ``grad_x`` unless None."""
+        n, C = xp.shape[:2]
+        O, G = self.out_channels, self.groups
+        oh, ow = out_hw
+        w = self.weight.data.reshape(G, O // G, -1)
+        K, L = w.shape[2], n * oh * row
+        # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
+        gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
+        if row != ow:
+            gy[..., ow:] = 0
+        np.copyto(gy[..., :ow], grad_out.transpose(1, 0, 2, 3))
+        gy = gy.reshape(G, O // G, L)
+        part_w = part_b = None
+        if want_w or want_b:
+            # The columns are rebuilt (cheap, in cache) instead of cached. Both products
+            # have small results: parallel.matmul / np.dot keep them running side by side
+            # in threads (np.matmul and .sum would hold the GIL).
+            if want_b:
+                part_b = np.dot(gy.reshape(O, L), ones(L, xp.dtype))
+            if want_w:  # dL/dW = gy @ cols^T, per group
+                cols, _ = self._columns(xp, out_hw, worker)
+                part_w = matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+        if grad_x is None:
+            return part_w, part_b
+        # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
+        # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
+        # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
+        grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
+                              out=scratch(f"conv2d.grad_cols.{worker}", (G, K, L), xp.dtype))
+        grad_cols = grad_cols.reshape(G * K, L)
+        if row != ow:
+            grad_xp = col2im_wide(grad_cols, xp.shape, self.kernel_size, self.dilation)
+        else:
+            grad_xp = col2im(grad_cols, xp.shape, self.kernel_size, self.stride, self.dilation)
+        np.copyto(grad_x, unpad2d(grad_xp, self._pads))
+        return part_w, part_b
 
     def _flip_pads(self):
         """Padding of grad_out for the stride-1 input gradient, or None if one is negative."""
@@ -264,31 +281,45 @@ class Conv2d(Layer):
         )
         return None if min(min(p) for p in pads) < 0 else pads
 
-    def _grad_input_by_correlation(self, grad_out: NDArray, grad_x: NDArray,
-                                   worker: int = 0) -> None:
-        """Stride-1 input gradient as a convolution of grad_out, written into ``grad_x``.
+    def _backward_by_correlation(self, grad_out: NDArray, xp: NDArray, grad_x: NDArray,
+                                 worker: int, want_w: bool) -> NDArray | None:
+        """One chunk's stride-1 backward from a single im2col of ``grad_out``.
 
-        dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] * gy[n, o, h + pt - i*dh, w + pl - j*dw]
-        (gy zero outside its range). With the kernel flipped (i' = kh-1-i) this is a stride-1
-        correlation of gy, padded by d*(k-1) - p on each side, with weights
-        Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] (input and output channels swapped,
-        per group): one more im2col and one matrix multiply, no col2im scatter.
+        Input gradient: dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] *
+        gy[n, o, h + pt - i*dh, w + pl - j*dw] (gy zero outside its range). With the kernel
+        flipped (i' = kh-1-i) this is a stride-1 correlation of gy, padded by d*(k-1) - p on
+        each side, with weights Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] (input and
+        output channels swapped, per group): one im2col of gy, ``gcols``, and one multiply.
+
+        The same columns give the weight gradient: ``gcols[(o, i', j'), (n, h, w)] =
+        gy[n, o, h - i*dh + pt, w - j*dw + pl]``, which multiplies ``x[n, c, h, w] =
+        xpad[n, c, oh + i*dh, ow + j*dw]`` in dL/dW[o, c, i, j]. So ``gcols @ x^T`` (x laid
+        out like the columns, zero in their garbage positions) is dL/dW with the kernel
+        flipped, returned as ``(G, O/G*kh*kw, C/G)`` (None unless ``want_w``); x's own
+        columns are never built.
         """
-        N, O = grad_out.shape[:2]
+        n, O, oh, ow = grad_out.shape
         G, C = self.groups, self.in_channels
         kh, kw = self.kernel_size
-        gyp = pad2d(grad_out, self._flip_pads())  # (N, O, H + dh*(kh-1), W + dw*(kw-1))
+        (ft, fb), (fl, fr) = pads = self._flip_pads()
         H, W = grad_x.shape[2:]
+        gyp = pad2d(grad_out, pads, out=scratch(f"conv2d.grad_out.{worker}",
+                                                (n, O, oh + ft + fb, ow + fl + fr), xp.dtype))
         Wg = gyp.shape[3]
-        K, L = O // G * kh * kw, N * H * Wg
+        K, L = O // G * kh * kw, n * H * Wg
         gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
                             out=scratch(f"conv2d.grad_cols.{worker}", (O * kh * kw, L),
-                                        gyp.dtype))
+                                        gyp.dtype)).reshape(G, K, L)
         wt = self.weight.data.reshape(G, O // G, C // G, kh, kw)[:, :, :, ::-1, ::-1]
         wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, K)  # a small copy
-        gx = np.matmul(wt, gcols.reshape(G, K, L),
-                       out=scratch(f"conv2d.y.{worker}", (G, C // G, L), gyp.dtype))
-        np.copyto(grad_x, gx.reshape(C, N, H, Wg)[..., :W].transpose(1, 0, 2, 3))
+        gx = np.matmul(wt, gcols, out=scratch(f"conv2d.y.{worker}", (G, C // G, L), gyp.dtype))
+        np.copyto(grad_x, gx.reshape(C, n, H, Wg)[..., :W].transpose(1, 0, 2, 3))
+        if not want_w:
+            return None
+        xw = scratch(f"conv2d.cols.{worker}", (C, n, H, Wg), xp.dtype)
+        xw[..., W:] = 0
+        np.copyto(xw[..., :W], unpad2d(xp, self._pads).transpose(1, 0, 2, 3))
+        return matmul(gcols, xw.reshape(G, C // G, L).transpose(0, 2, 1))
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
         self._cache = None

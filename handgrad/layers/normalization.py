@@ -22,19 +22,12 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
-from ..ops.parallel import GIL_FREE_SIZE, ones, run_chunks, split
+from ..ops.parallel import GIL_FREE_SIZE, channel_sum, ones, run_chunks, split
 from ..parameter import Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
 _vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
-
-
-def _channel_sum(a: NDArray) -> NDArray:
-    """Sums of an ``(N, C, S)`` array over N and S, as two matrix-vector products."""
-    n, c, s = a.shape
-    per_cs = ones(n, a.dtype) @ a.reshape(n, c * s)  # (C*S,)
-    return per_cs.reshape(c, s) @ ones(s, a.dtype)  # (C,)
 
 
 def _channel_dot(a: NDArray, b: NDArray) -> NDArray:
@@ -181,7 +174,7 @@ class _BatchNorm(Layer):
 
         def block(worker: int, bounds: tuple[int, int]) -> None:
             k = slice(*bounds)  # channels are independent: threads take channel blocks
-            mean[k] = _channel_sum(x3[:, k])
+            mean[k] = channel_sum(x3[:, k])
             mean[k] *= 1.0 / m
             np.subtract(x3[:, k], _expand(mean[k], s), out=xc[:, k])  # (N, C, S)
             var[k] = _channel_dot(xc[:, k], xc[:, k])
@@ -259,7 +252,7 @@ class _BatchNorm(Layer):
 
         def block(worker: int, bounds: tuple[int, int]) -> None:
             k = slice(*bounds)  # channels are independent: threads take channel blocks
-            sum_g[k] = _channel_sum(g3[:, k])
+            sum_g[k] = channel_sum(g3[:, k])
             sum_g_xhat[k] = _channel_dot(g3[:, k], xc[:, k])
             sum_g_xhat[k] *= invstd[k]
             coef_xc = sum_g_xhat[k] * invstd[k]
@@ -279,7 +272,7 @@ class _BatchNorm(Layer):
         a = invstd * self.weight.data if self.affine else invstd
         grad_x = np.multiply(g3, _expand(a, g3.shape[2]))
         if self.affine and (self.weight.requires_grad or self.bias.requires_grad):
-            sum_g = _channel_sum(g3)
+            sum_g = channel_sum(g3)
             sum_g_xhat = (_channel_dot(g3, x3) - self.running_mean * sum_g) * invstd
             self._param_grads(sum_g, sum_g_xhat)
         return grad_x
@@ -528,7 +521,7 @@ class GroupNorm(Layer):
             if self.weight.requires_grad:
                 self.weight.accumulate_grad(_channel_dot(g3, xhat3), fresh=True)
             if self.bias.requires_grad:
-                self.bias.accumulate_grad(_channel_sum(g3), fresh=True)
+                self.bias.accumulate_grad(channel_sum(g3), fresh=True)
             dxhat = np.multiply(g3, _expand(self.weight.data, s))
         else:
             dxhat = g3

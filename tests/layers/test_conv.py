@@ -65,15 +65,22 @@ def test_conv2d_matches_loop_reference(config):
 
 @given(conv_configs())
 def test_conv2d_input_gradient_methods_agree(config):
-    # Stride 1 has two input-gradient kernels (col2im scatter, correlation of grad_out).
+    # Stride 1 has two backward kernels: columns of x (col2im scatter for the input
+    # gradient) and one im2col of grad_out (correlation; it also gives the weight gradient,
+    # with the kernel flipped). Both must give the same three gradients.
     args, kwargs, _, x = config
     layer = Conv2d(*args, **kwargs, dtype=np.float64, rng=0)
     grad_out = np.random.default_rng(1).standard_normal(layer(x).shape)
     results = []
     for method in ("col2im", "correlation"):
         layer._input_grad_method = method
-        results.append(layer.backward(grad_out))
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
+        grads = [layer.backward(grad_out), layer.weight.grad.copy()]
+        if layer.bias is not None:
+            grads.append(layer.bias.grad.copy())
+        results.append(grads)
+        layer.zero_grad()
+    for by_columns, by_correlation in zip(*results):
+        np.testing.assert_allclose(by_columns, by_correlation, rtol=1e-10, atol=1e-12)
 
 
 @given(conv_configs())
