@@ -12,6 +12,7 @@ from ..init import default_weight_init_
 from ..layer import Layer
 from ..ops.parallel import channel_sum, get_num_threads, matmul, ones, run_chunks
 from ..ops.window import (
+    Padding2d,
     col2im,
     col2im_wide,
     im2col,
@@ -198,11 +199,19 @@ class Conv2d(Layer):
         sums: dict[int, list[NDArray | None]] = {}
         row = xp.shape[3] if self._wide() else ow  # an output row's length in the columns
 
+        if by_correlation:
+            kh, kw = self.kernel_size
+            # Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] per group: a small copy, made once
+            wt = self.weight.data.reshape(G, O // G, C // G, kh, kw)[:, :, :, ::-1, ::-1]
+            wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, O // G * kh * kw)
+            flip_pads = self._flip_pads()
+
         def chunk(worker: int, bounds: tuple[int, int]) -> None:
             start, stop = bounds
             if by_correlation:
                 part_w = self._backward_by_correlation(
-                    grad_out[start:stop], xp[start:stop], grad_x[start:stop], worker, want_w)
+                    grad_out[start:stop], xp[start:stop], grad_x[start:stop], wt, flip_pads,
+                    worker, want_w)
                 part_b = channel_sum(grad_out[start:stop]) if want_b else None
             else:
                 part_w, part_b = self._backward_by_columns(
@@ -282,14 +291,16 @@ class Conv2d(Layer):
         return None if min(min(p) for p in pads) < 0 else pads
 
     def _backward_by_correlation(self, grad_out: NDArray, xp: NDArray, grad_x: NDArray,
-                                 worker: int, want_w: bool) -> NDArray | None:
+                                 wt: NDArray, pads: Padding2d, worker: int, want_w: bool
+                                 ) -> NDArray | None:
         """One chunk's stride-1 backward from a single im2col of ``grad_out``.
 
         Input gradient: dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] *
         gy[n, o, h + pt - i*dh, w + pl - j*dw] (gy zero outside its range). With the kernel
         flipped (i' = kh-1-i) this is a stride-1 correlation of gy, padded by d*(k-1) - p on
-        each side, with weights Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] (input and
-        output channels swapped, per group): one im2col of gy, ``gcols``, and one multiply.
+        each side (``pads``), with weights ``wt`` = Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j']
+        (input and output channels swapped, per group, as ``(G, C/G, O/G*kh*kw)``): one im2col
+        of gy, ``gcols``, and one multiply.
 
         The same columns give the weight gradient: ``gcols[(o, i', j'), (n, h, w)] =
         gy[n, o, h - i*dh + pt, w - j*dw + pl]``, which multiplies ``x[n, c, h, w] =
@@ -301,7 +312,7 @@ class Conv2d(Layer):
         n, O, oh, ow = grad_out.shape
         G, C = self.groups, self.in_channels
         kh, kw = self.kernel_size
-        (ft, fb), (fl, fr) = pads = self._flip_pads()
+        (ft, fb), (fl, fr) = pads
         H, W = grad_x.shape[2:]
         gyp = pad2d(grad_out, pads, out=scratch(f"conv2d.grad_out.{worker}",
                                                 (n, O, oh + ft + fb, ow + fl + fr), xp.dtype))
@@ -310,8 +321,6 @@ class Conv2d(Layer):
         gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
                             out=scratch(f"conv2d.grad_cols.{worker}", (O * kh * kw, L),
                                         gyp.dtype)).reshape(G, K, L)
-        wt = self.weight.data.reshape(G, O // G, C // G, kh, kw)[:, :, :, ::-1, ::-1]
-        wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, K)  # a small copy
         gx = np.matmul(wt, gcols, out=scratch(f"conv2d.y.{worker}", (G, C // G, L), gyp.dtype))
         np.copyto(grad_x, gx.reshape(C, n, H, Wg)[..., :W].transpose(1, 0, 2, 3))
         if not want_w:

@@ -11,6 +11,8 @@ backward passes at the same time must not share a process (or call ``clear_scrat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
@@ -20,9 +22,7 @@ _pool: dict[tuple[str, np.dtype], NDArray] = {}
 def scratch(key: str, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray:
     """An uninitialised C-contiguous array of ``shape``, shared by all users of ``key``."""
     dtype = np.dtype(dtype)
-    size = 1
-    for n in shape:
-        size *= int(n)
+    size = math.prod(shape)
     buf = _pool.get((key, dtype))
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype=dtype)

@@ -253,11 +253,14 @@ def test_ones_is_cached_and_read_only():
 @given(n=st.integers(1, 40), c=st.integers(1, 12), s=st.sampled_from([1, 3, 64, 128, 256, 1024]),
        block=st.integers(1, 12), seed=st.integers(0, 99))
 def test_batchnorm_channel_sums_of_channel_blocks(n, c, s, block, seed):
-    from handgrad.layers.normalization import _channel_dot, _channel_sum
+    from handgrad.layers.normalization import _channel_dot
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((2, n, c, s))
     k = slice(0, min(block, c))  # a channel block: not contiguous when it is not all of c
-    np.testing.assert_allclose(_channel_sum(a[:, k]), a[:, k].sum(axis=(0, 2)), rtol=1e-10,
-                               atol=1e-9)
+    np.testing.assert_allclose(parallel.channel_sum(a[:, k]), a[:, k].sum(axis=(0, 2)),
+                               rtol=1e-10, atol=1e-9)
+    images = a.reshape(n, c, s, 1)[: max(1, n - 1)]  # (N, C, H, W), a slice of the batch
+    np.testing.assert_allclose(parallel.channel_sum(images), images.sum(axis=(0, 2, 3)),
+                               rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(_channel_dot(a[:, k], b[:, k]),
                                (a[:, k] * b[:, k]).sum(axis=(0, 2)), rtol=1e-9, atol=1e-9)
