@@ -99,8 +99,9 @@ class Conv2d(Layer):
             self.register_parameter("bias", None)
         self.reset_parameters(rng)
         self._cache = None
-        # Stride-1 input gradient: "correlation" (im2col of grad_out, cheaper when
-        # out_channels <= in_channels), "col2im", or "auto" to choose by that rule.
+        # Stride-1 backward when an input gradient is wanted: "correlation" (one im2col of
+        # grad_out gives the input and weight gradients; cheaper when out_channels <=
+        # in_channels), "col2im" (columns of x, col2im scatter), or "auto" for that rule.
         self._input_grad_method = "auto"
         self._chunk_bytes = _CHUNK_BYTES
 
@@ -325,6 +326,7 @@ class Conv2d(Layer):
         np.copyto(grad_x, gx.reshape(C, n, H, Wg)[..., :W].transpose(1, 0, 2, 3))
         if not want_w:
             return None
+        # x as (C, n, H, Wg) like gcols' columns, in the forward columns' scratch (unused here)
         xw = scratch(f"conv2d.cols.{worker}", (C, n, H, Wg), xp.dtype)
         xw[..., W:] = 0
         np.copyto(xw[..., :W], unpad2d(xp, self._pads).transpose(1, 0, 2, 3))

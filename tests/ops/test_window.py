@@ -21,6 +21,7 @@ from handgrad.ops import (
     resolve_padding,
     scratch,
     unpad2d,
+    window_slice,
     window_view,
 )
 
@@ -149,6 +150,22 @@ def test_window_view_is_read_only_windows():
     v = window_view(x, (2, 2), (2, 2))
     assert v.shape == (1, 1, 2, 2, 2, 2)
     np.testing.assert_array_equal(v[0, 0, :, :, 1, 0], [[8, 9], [12, 13]])
+    assert not v.flags.writeable
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_window_view_of_a_batch_slice_matches_indexing(contiguous):
+    # Views over the buffer of a contiguous input (a chunk of the batch, offset into a
+    # larger array) and strided views of a non-contiguous input give the same windows.
+    base = np.arange(3 * 2 * 5 * 6, dtype=np.float32).reshape(3, 2, 5, 6)
+    x = base[1:3] if contiguous else base[:, :, :, ::2]
+    assert x.flags.c_contiguous == contiguous
+    v = window_view(x, (2, 2), (1, 2), (2, 1))
+    N, C, H, W = x.shape
+    for i in range(2):
+        for j in range(2):
+            rows, cols = window_slice(i, j, v.shape[4:], (1, 2), (2, 1))
+            np.testing.assert_array_equal(v[:, :, i, j], x[:, :, rows, cols])
     assert not v.flags.writeable
 
 
