@@ -7,8 +7,9 @@ output, its parameter count and the bytes it keeps for backward.
 
 **How cached bytes are measured** (generic, no per-layer code): after the forward, for
 each layer, every instance attribute whose name starts with ``_`` is searched (through
-nested tuples, lists and dicts, up to 8 levels) for NumPy arrays; the ``nbytes`` of each
-distinct array is summed, leaving out the layer's own parameters, gradients and buffers.
+nested tuples, lists, dicts and plain objects' attributes, up to 8 levels) for NumPy
+arrays; the ``nbytes`` of each distinct array is summed, leaving out the layer's own
+parameters, gradients and buffers.
 An array held by two layers (a ReLU output that the next Linear keeps as its input) is
 counted in each, so the total is the sum of what every layer retains, an upper bound on
 the unique memory. A layer called several times in one forward shows its last call's cache.
@@ -50,6 +51,8 @@ def _arrays_in(value: Any, depth: int = 0) -> list[NDArray]:
         return [a for v in value for a in _arrays_in(v, depth + 1)]
     if isinstance(value, dict):
         return [a for v in value.values() for a in _arrays_in(v, depth + 1)]
+    if hasattr(value, "__dict__") and not isinstance(value, (Layer, type)):
+        return _arrays_in(vars(value), depth + 1)  # a plain object holding arrays
     return []
 
 

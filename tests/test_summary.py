@@ -73,6 +73,27 @@ def test_cached_bytes_rule():
     assert cached_bytes(hg.Linear(3, 2)) == 0
 
 
+def test_cached_bytes_looks_inside_plain_objects():
+    # Conv2d keeps its input's layout in a small object (strips or the padded batch).
+    class Kept:
+        def __init__(self):
+            self.buffer = np.zeros(10, np.float32)  # 40 bytes
+            self.shape = (2, 5)
+
+    layer = Caches()
+    layer._cache = (Kept(), None)
+    assert cached_bytes(layer) == 40
+    conv = hg.Conv2d(2, 3, 3, padding=1, rng=0)
+    hg.set_num_threads(1)  # one chunk
+    try:
+        conv(np.zeros((4, 2, 5, 5), np.float32))
+    finally:
+        hg.set_num_threads(None)
+    # 4 images side by side, one shared zero column between them: 2 channels x 7 rows x
+    # (1 + 4*6) columns, plus one column of slack
+    assert cached_bytes(conv) == (2 * 7 * (1 + 4 * 6) + 1) * 4
+
+
 def test_summary_leaves_model_untouched():
     model = hg.Sequential(hg.Conv2d(1, 3, 3, padding=1, rng=0), hg.BatchNorm2d(3), hg.ReLU(),
                           hg.Dropout(0.5, rng=1), hg.Flatten(), hg.Linear(3 * 4 * 4, 2, rng=0))

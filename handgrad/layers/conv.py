@@ -18,9 +18,12 @@ from ..ops.window import (
     im2col,
     im2col_wide,
     output_shape,
+    pack_strip,
     pad2d,
     pair,
     resolve_padding,
+    strip_images,
+    strip_period,
     unpad2d,
 )
 from ..ops.workspace import scratch
@@ -61,9 +64,11 @@ class Conv2d(Layer):
           (kaiming_uniform with a=sqrt(5))
         - bias: ``(O,)``, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = C/groups*kh*kw
 
-    Forward caches the (padded) input. Columns are built in cache-sized chunks of the batch
-    and rebuilt in backward: measured, that is faster than caching all columns (kh*kw times
-    the input, pushed through main memory) and needs no more memory than PyTorch.
+    Forward caches the padded input: for stride 1 each cache-sized chunk of the batch side
+    by side in one strip image (``_Strips``), else the padded batch (``_Padded``). Columns
+    are built per chunk and rebuilt in backward when it needs them: measured, that is faster
+    than caching all columns (kh*kw times the input, pushed through main memory) and needs
+    no more memory than PyTorch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
@@ -119,71 +124,55 @@ class Conv2d(Layer):
         O, G = self.out_channels, self.groups
         oh, ow = output_shape((H, W), self.kernel_size, self.stride, self._pads, self.dilation,
                               who=self.describe())
-        (pt, pb), (pl, pr) = self._pads
-        padded = pt or pb or pl or pr
-        xp = np.empty((N, C, H + pt + pb, W + pl + pr), x.dtype) if padded else x
         w = self.weight.data.reshape(G, O // G, -1)  # (G, O/G, K), K = C/G*kh*kw
+        K = w.shape[2]
         y = np.empty((N, O, oh, ow), dtype=x.dtype)
+        if self.stride == (1, 1):
+            layout = _Strips(x.shape, self._pads, self.kernel_size, self.dilation, (oh, ow),
+                             x.dtype, self._chunks(N, K * oh * self._period(W)))
+        else:
+            layout = _Padded(x, self._pads, self.kernel_size, self.stride, self.dilation,
+                             (oh, ow), self._chunks(N, K * oh * ow))
 
-        def chunk(worker: int, bounds: tuple[int, int]) -> None:
-            start, stop = bounds
-            if padded:
-                pad2d(x[start:stop], self._pads, out=xp[start:stop])
-            cols, row = self._columns(xp[start:stop], (oh, ow), worker)
-            n, K, L = stop - start, w.shape[2], cols.shape[1]  # L = n*OH*row
-            y2 = np.matmul(w, cols.reshape(G, K, L),
-                           out=scratch(f"conv2d.y.{worker}", (G, O // G, L), x.dtype))
-            y2 = y2.reshape(O, n, oh, row)[..., :ow].transpose(1, 0, 2, 3)  # (n, O, OH, OW)
+        def chunk(worker: int, index: int) -> None:
+            start, stop = layout.chunks[index]
+            cols = layout.columns(index, x[start:stop], worker)
+            y2 = np.matmul(w, cols.reshape(G, K, -1),
+                           out=scratch(f"conv2d.y.{worker}", (G, O // G, cols.shape[1]),
+                                       x.dtype))
+            y2 = layout.outputs(y2.reshape(O, -1), stop - start)  # (n, O, OH, OW)
             if self.bias is not None:
                 np.add(y2, self.bias.data[:, None, None], out=y[start:stop])
             else:
                 np.copyto(y[start:stop], y2)
 
-        run_chunks(chunk, self._chunks(xp.shape, (oh, ow)))
-        self._cache = (xp, (H, W), (oh, ow)) if self.caching else None
+        run_chunks(chunk, range(len(layout.chunks)))
+        self._cache = (layout, (H, W), (oh, ow)) if self.caching else None
         return y
 
-    def _wide(self) -> bool:
-        # Stride 1 uses the wide column layout (rows of Wp, garbage beyond OW): its copies
-        # are long contiguous runs. Other strides use the compact layout.
-        return self.stride == (1, 1)
+    def _period(self, width: int) -> int:
+        return strip_period(width, self._pads[1], self.kernel_size[1], self.dilation[1])
 
-    def _chunks(self, padded_shape: tuple[int, ...], out_hw: tuple[int, int]
-                ) -> list[tuple[int, int]]:
+    def _chunks(self, N: int, image_floats: int) -> list[tuple[int, int]]:
         """``(start, stop)`` slices of the batch whose columns stay in the CPU cache.
 
-        A chunk's im2col columns are ~2 MB at most: building columns for the whole batch at
-        once would move every column through main memory twice. The number of chunks is a
-        multiple of the thread count, so that threads get equal shares.
+        A chunk's im2col columns (``image_floats`` per image) are ~2 MB at most: building
+        columns for the whole batch at once would move every column through main memory
+        twice. The number of chunks is a multiple of the thread count, so that threads get
+        equal shares.
         """
-        N, C, _, Wp = padded_shape
         if N == 0:
             return []
-        kh, kw = self.kernel_size
-        row = Wp if self._wide() else out_hw[1]
-        image_bytes = C * kh * kw * out_hw[0] * row * self.weight.data.dtype.itemsize
+        image_bytes = image_floats * self.weight.data.dtype.itemsize
         count = -(-N // max(1, min(N, self._chunk_bytes // image_bytes)))
         threads = get_num_threads()
         count = min(N, -(-count // threads) * threads)
         step = -(-N // count)
         return [(start, min(N, start + step)) for start in range(0, N, step)]
 
-    def _columns(self, xp: NDArray, out_hw: tuple[int, int], worker: int
-                 ) -> tuple[NDArray, int]:
-        """im2col columns of the padded images ``xp`` in the thread's scratch array (valid
-        until its next call), and the length of one output row in them."""
-        n, C = xp.shape[:2]
-        kh, kw = self.kernel_size
-        oh, ow = out_hw
-        row = xp.shape[3] if self._wide() else ow
-        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, n * oh * row), xp.dtype)
-        if self._wide():
-            return im2col_wide(xp, self.kernel_size, self.dilation, out=out), row
-        return im2col(xp, self.kernel_size, self.stride, self.dilation, out=out), row
-
     def backward(self, grad_out: NDArray) -> NDArray | None:
-        xp, (H, W), (oh, ow) = self._saved(self._cache)
-        N, C = xp.shape[:2]
+        layout, (H, W), (oh, ow) = self._saved(self._cache)
+        N, C = layout.shape[:2]
         O, G = self.out_channels, self.groups
         grad_out = check_grad(self, grad_out, (N, O, oh, ow))
         want_w = self.weight.requires_grad
@@ -192,14 +181,12 @@ class Conv2d(Layer):
         method = self._input_grad_method
         if method == "auto":
             method = "correlation" if O <= C else "col2im"
-        by_correlation = (want_x and self.stride == (1, 1) and method == "correlation"
+        by_correlation = (want_x and isinstance(layout, _Strips) and method == "correlation"
                           and self._flip_pads() is not None)
-        grad_x = np.empty((N, C, H, W), dtype=xp.dtype) if want_x else None
+        grad_x = np.empty((N, C, H, W), dtype=layout.dtype) if want_x else None
         # Per thread: [weight-gradient product, bias gradient] summed over its chunks. The
         # correlation kernel's weight product comes out flipped (see _backward_by_correlation).
         sums: dict[int, list[NDArray | None]] = {}
-        row = xp.shape[3] if self._wide() else ow  # an output row's length in the columns
-
         if by_correlation:
             kh, kw = self.kernel_size
             # Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j'] per group: a small copy, made once
@@ -207,23 +194,23 @@ class Conv2d(Layer):
             wt = wt.transpose(0, 2, 1, 3, 4).reshape(G, C // G, O // G * kh * kw)
             flip_pads = self._flip_pads()
 
-        def chunk(worker: int, bounds: tuple[int, int]) -> None:
-            start, stop = bounds
+        def chunk(worker: int, index: int) -> None:
+            start, stop = layout.chunks[index]
             if by_correlation:
                 part_w = self._backward_by_correlation(
-                    grad_out[start:stop], xp[start:stop], grad_x[start:stop], wt, flip_pads,
+                    grad_out[start:stop], layout, index, grad_x[start:stop], wt, flip_pads,
                     worker, want_w)
                 part_b = channel_sum(grad_out[start:stop]) if want_b else None
             else:
                 part_w, part_b = self._backward_by_columns(
-                    grad_out[start:stop], xp[start:stop], (oh, ow), row, worker, want_w, want_b,
+                    grad_out[start:stop], layout, index, worker, want_w, want_b,
                     grad_x[start:stop] if want_x else None)
             acc = sums.setdefault(worker, [None, None])
             for i, part in enumerate((part_w, part_b)):
                 if part is not None:
                     acc[i] = part if acc[i] is None else np.add(acc[i], part, out=acc[i])
 
-        run_chunks(chunk, self._chunks(xp.shape, (oh, ow)))
+        run_chunks(chunk, range(len(layout.chunks)))
         partials = list(sums.values())
         if want_w:
             grad_w = partials[0][0]
@@ -242,45 +229,35 @@ class Conv2d(Layer):
             self.bias.accumulate_grad(grad_b, fresh=True)
         return grad_x
 
-    def _backward_by_columns(self, grad_out: NDArray, xp: NDArray, out_hw: tuple[int, int],
-                             row: int, worker: int, want_w: bool, want_b: bool,
-                             grad_x: NDArray | None) -> tuple[NDArray | None, NDArray | None]:
+    def _backward_by_columns(self, grad_out: NDArray, layout, index: int, worker: int,
+                             want_w: bool, want_b: bool, grad_x: NDArray | None
+                             ) -> tuple[NDArray | None, NDArray | None]:
         """One chunk's backward from the columns of x: returns the weight-gradient product
         ``(G, O/G, K)`` and the bias gradient (or None), writes ``grad_x`` unless None."""
-        n, C = xp.shape[:2]
-        O, G = self.out_channels, self.groups
-        oh, ow = out_hw
+        n, O = grad_out.shape[:2]
+        G = self.groups
         w = self.weight.data.reshape(G, O // G, -1)
-        K, L = w.shape[2], n * oh * row
-        # grad_out as (O, n*OH*row); garbage columns (wide layout) must be zero.
-        gy = scratch(f"conv2d.grad_out.{worker}", (O, n, oh, row), xp.dtype)
-        if row != ow:
-            gy[..., ow:] = 0
-        np.copyto(gy[..., :ow], grad_out.transpose(1, 0, 2, 3))
-        gy = gy.reshape(G, O // G, L)
+        # grad_out laid out like the forward's output columns (O, L), zero in garbage columns
+        gy = layout.grad_columns(grad_out, worker)
+        L = gy.shape[1]
         part_w = part_b = None
-        if want_w or want_b:
-            # The columns are rebuilt (cheap, in cache) instead of cached. Both products
-            # have small results: parallel.matmul / np.dot keep them running side by side
-            # in threads (np.matmul and .sum would hold the GIL).
-            if want_b:
-                part_b = np.dot(gy.reshape(O, L), ones(L, xp.dtype))
-            if want_w:  # dL/dW = gy @ cols^T, per group
-                cols, _ = self._columns(xp, out_hw, worker)
-                part_w = matmul(gy, cols.reshape(G, K, L).transpose(0, 2, 1))
+        # Both products have small results: parallel.matmul / np.dot keep them running side
+        # by side in threads (np.matmul and .sum would hold the GIL).
+        if want_b:
+            part_b = np.dot(gy, ones(L, gy.dtype))
+        gy = gy.reshape(G, O // G, L)
+        if want_w:  # dL/dW = gy @ cols^T, per group; the columns are rebuilt, not cached
+            cols = layout.columns(index, None, worker)
+            part_w = matmul(gy, cols.reshape(G, w.shape[2], L).transpose(0, 2, 1))
         if grad_x is None:
             return part_w, part_b
         # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
         # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
         # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
         grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
-                              out=scratch(f"conv2d.grad_cols.{worker}", (G, K, L), xp.dtype))
-        grad_cols = grad_cols.reshape(G * K, L)
-        if row != ow:
-            grad_xp = col2im_wide(grad_cols, xp.shape, self.kernel_size, self.dilation)
-        else:
-            grad_xp = col2im(grad_cols, xp.shape, self.kernel_size, self.stride, self.dilation)
-        np.copyto(grad_x, unpad2d(grad_xp, self._pads))
+                              out=scratch(f"conv2d.grad_cols.{worker}", (G, w.shape[2], L),
+                                          gy.dtype))
+        layout.scatter_columns(index, grad_cols.reshape(-1, L), grad_x)
         return part_w, part_b
 
     def _flip_pads(self):
@@ -291,9 +268,9 @@ class Conv2d(Layer):
         )
         return None if min(min(p) for p in pads) < 0 else pads
 
-    def _backward_by_correlation(self, grad_out: NDArray, xp: NDArray, grad_x: NDArray,
-                                 wt: NDArray, pads: Padding2d, worker: int, want_w: bool
-                                 ) -> NDArray | None:
+    def _backward_by_correlation(self, grad_out: NDArray, layout: _Strips, index: int,
+                                 grad_x: NDArray, wt: NDArray, pads: Padding2d, worker: int,
+                                 want_w: bool) -> NDArray | None:
         """One chunk's stride-1 backward from a single im2col of ``grad_out``.
 
         Input gradient: dL/dx[n, c, h, w] = sum_{o, i, j} W[o, c, i, j] *
@@ -301,35 +278,33 @@ class Conv2d(Layer):
         flipped (i' = kh-1-i) this is a stride-1 correlation of gy, padded by d*(k-1) - p on
         each side (``pads``), with weights ``wt`` = Wt[c, o, i', j'] = W[o, c, kh-1-i', kw-1-j']
         (input and output channels swapped, per group, as ``(G, C/G, O/G*kh*kw)``): one im2col
-        of gy, ``gcols``, and one multiply.
+        of gy (side by side in a strip like x's), ``gcols``, and one multiply.
 
         The same columns give the weight gradient: ``gcols[(o, i', j'), (n, h, w)] =
         gy[n, o, h - i*dh + pt, w - j*dw + pl]``, which multiplies ``x[n, c, h, w] =
-        xpad[n, c, oh + i*dh, ow + j*dw]`` in dL/dW[o, c, i, j]. So ``gcols @ x^T`` (x laid
-        out like the columns, zero in their garbage positions) is dL/dW with the kernel
-        flipped, returned as ``(G, O/G*kh*kw, C/G)`` (None unless ``want_w``); x's own
-        columns are never built.
+        xpad[n, c, oh + i*dh, ow + j*dw]`` in dL/dW[o, c, i, j]. So ``gcols @ x^T`` (x's strip
+        seen from its first pixel, zero in the columns between images) is dL/dW with the
+        kernel flipped, returned as ``(G, O/G*kh*kw, C/G)`` (None unless ``want_w``); x's
+        own columns are never built.
         """
         n, O, oh, ow = grad_out.shape
         G, C = self.groups, self.in_channels
         kh, kw = self.kernel_size
         (ft, fb), (fl, fr) = pads
         H, W = grad_x.shape[2:]
-        gyp = pad2d(grad_out, pads, out=scratch(f"conv2d.grad_out.{worker}",
-                                                (n, O, oh + ft + fb, ow + fl + fr), xp.dtype))
-        Wg = gyp.shape[3]
-        K, L = O // G * kh * kw, n * H * Wg
-        gcols = im2col_wide(gyp, self.kernel_size, self.dilation,
+        Ws = layout.width(index)
+        gyp = pack_strip(grad_out, pads, layout.period,
+                         out=scratch(f"conv2d.grad_out.{worker}", (O, oh + ft + fb, Ws),
+                                     grad_out.dtype))
+        K, L = O // G * kh * kw, H * Ws
+        gcols = im2col_wide(gyp[None], self.kernel_size, self.dilation,
                             out=scratch(f"conv2d.grad_cols.{worker}", (O * kh * kw, L),
                                         gyp.dtype)).reshape(G, K, L)
         gx = np.matmul(wt, gcols, out=scratch(f"conv2d.y.{worker}", (G, C // G, L), gyp.dtype))
-        np.copyto(grad_x, gx.reshape(C, n, H, Wg)[..., :W].transpose(1, 0, 2, 3))
+        np.copyto(grad_x, strip_images(gx.reshape(C, H, Ws), n, layout.period, W))
         if not want_w:
             return None
-        # x as (C, n, H, Wg) like gcols' columns, in the forward columns' scratch (unused here)
-        xw = scratch(f"conv2d.cols.{worker}", (C, n, H, Wg), xp.dtype)
-        xw[..., W:] = 0
-        np.copyto(xw[..., :W], unpad2d(xp, self._pads).transpose(1, 0, 2, 3))
+        xw = layout.pixels(index)  # (C, H*Ws), column (h, q) = x's strip at (pt + h, pl + q)
         return matmul(gcols, xw.reshape(G, C // G, L).transpose(0, 2, 1))
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:
@@ -348,3 +323,135 @@ class Conv2d(Layer):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class _Strips:
+    """Stride 1: each chunk of the batch side by side in one zero-padded strip image
+    (``ops.window.pack_strip``), kept for backward. A chunk's columns are the wide-layout
+    im2col of its strip (one image): long contiguous copies, and fewer garbage columns than
+    one padded image at a time because neighbours share their zero columns.
+
+    All strips live in one buffer, each followed by ``left`` zeros of slack, so that
+    :meth:`pixels` can read every strip as rows of ``Ws`` columns starting at its first pixel
+    (the last row runs ``left`` columns past the strip).
+    """
+
+    def __init__(self, shape, pads: Padding2d, kernel: tuple[int, int],
+                 dilation: tuple[int, int], out_hw: tuple[int, int], dtype,
+                 chunks: list[tuple[int, int]]):
+        N, C, H, W = shape
+        (top, bottom), (left, right) = pads
+        self.shape, self.pads, self.dtype, self.chunks = shape, pads, np.dtype(dtype), chunks
+        self.period = strip_period(W, (left, right), kernel[1], dilation[1])
+        self.kernel, self.dilation, self.out_hw = kernel, dilation, out_hw
+        self.rows = H + top + bottom
+        self._offsets = []
+        total = 0
+        for start, stop in chunks:
+            self._offsets.append(total)
+            total += C * self.rows * self.width_of(stop - start) + left
+        self._buffer = np.empty(total, self.dtype)
+        for index, offset in enumerate(self._offsets):  # the slack after each strip
+            end = offset + self.strip(index).size
+            self._buffer[end:end + left] = 0
+
+    def width_of(self, n: int) -> int:
+        """Columns of the strip of ``n`` images: room for the first image's left padding
+        and for the input-gradient correlation's (``d*(k-1) - left``) before it."""
+        left, reach = self.pads[1][0], self.dilation[1] * (self.kernel[1] - 1)
+        return n * self.period + max(left, reach - left)
+
+    def width(self, index: int) -> int:
+        start, stop = self.chunks[index]
+        return self.width_of(stop - start)
+
+    def strip(self, index: int) -> NDArray:
+        """The chunk's strip ``(C, rows, Ws)``, a view of the buffer."""
+        C, Ws = self.shape[1], self.width(index)
+        offset = self._offsets[index]
+        return self._buffer[offset:offset + C * self.rows * Ws].reshape(C, self.rows, Ws)
+
+    def columns(self, index: int, x: NDArray | None, worker: int) -> NDArray:
+        """The chunk's im2col columns ``(C*kh*kw, OH*Ws)``; packs ``x`` first unless None."""
+        strip = self.strip(index)
+        if x is not None:
+            pack_strip(x, self.pads, self.period, out=strip)
+        C, (kh, kw), (oh, _) = self.shape[1], self.kernel, self.out_hw
+        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, oh * strip.shape[2]), self.dtype)
+        return im2col_wide(strip[None], self.kernel, self.dilation, out=out)
+
+    def outputs(self, y: NDArray, n: int) -> NDArray:
+        """The ``(n, O, OH, OW)`` view of a chunk's outputs ``y`` (O, OH*Ws)."""
+        oh, ow = self.out_hw
+        return strip_images(y.reshape(y.shape[0], oh, -1), n, self.period, ow)
+
+    def grad_columns(self, grad_out: NDArray, worker: int) -> NDArray:
+        """``grad_out`` (n, O, OH, OW) laid out like the outputs: (O, OH*Ws), zero between."""
+        n, O, oh, _ = grad_out.shape
+        gy = scratch(f"conv2d.grad_out.{worker}", (O, oh, self.width_of(n)), grad_out.dtype)
+        return pack_strip(grad_out, ((0, 0), (0, 0)), self.period, out=gy).reshape(O, -1)
+
+    def scatter_columns(self, index: int, grad_cols: NDArray, grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients onto its strip, then the pixels into
+        ``grad_x`` (n, C, H, W)."""
+        n, _, H, W = grad_x.shape
+        C, Ws = self.shape[1], self.width(index)
+        (top, _), (left, _) = self.pads
+        grad_strip = col2im_wide(grad_cols, (1, C, self.rows, Ws), self.kernel, self.dilation)
+        np.copyto(grad_x, strip_images(grad_strip[0, :, top:top + H], n, self.period, W, left))
+
+    def pixels(self, index: int) -> NDArray:
+        """The strip as ``(C, H*Ws)``: column (h, q) is the strip's entry (top + h, left + q),
+        so column ``h*Ws + i*period + w`` is pixel (h, w) of the chunk's image i and every
+        other column is zero."""
+        C, H = self.shape[1], self.shape[2]
+        Ws = self.width(index)
+        (top, _), (left, _) = self.pads
+        item = self.dtype.itemsize
+        return np.ndarray((C, H * Ws), self.dtype, self._buffer,
+                          (self._offsets[index] + top * Ws + left) * item,
+                          (self.rows * Ws * item, item))
+
+
+class _Padded:
+    """Other strides: the zero-padded batch (x itself without padding), kept for backward,
+    and compact im2col columns ``(C*kh*kw, n*OH*OW)`` per chunk."""
+
+    def __init__(self, x: NDArray, pads: Padding2d, kernel: tuple[int, int],
+                 stride: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
+                 chunks: list[tuple[int, int]]):
+        N, C, H, W = x.shape
+        (top, bottom), (left, right) = pads
+        self.shape, self.pads, self.dtype, self.chunks = x.shape, pads, x.dtype, chunks
+        self.kernel, self.stride, self.dilation, self.out_hw = kernel, stride, dilation, out_hw
+        self.padded = top or bottom or left or right
+        self.xp = np.empty((N, C, H + top + bottom, W + left + right), x.dtype) \
+            if self.padded else x
+
+    def columns(self, index: int, x: NDArray | None, worker: int) -> NDArray:
+        """The chunk's im2col columns; pads ``x`` into the kept batch first unless None."""
+        start, stop = self.chunks[index]
+        if x is not None and self.padded:
+            pad2d(x, self.pads, out=self.xp[start:stop])
+        C, (kh, kw), (oh, ow) = self.shape[1], self.kernel, self.out_hw
+        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, (stop - start) * oh * ow),
+                      self.dtype)
+        return im2col(self.xp[start:stop], self.kernel, self.stride, self.dilation, out=out)
+
+    def outputs(self, y: NDArray, n: int) -> NDArray:
+        """The ``(n, O, OH, OW)`` view of a chunk's outputs ``y`` (O, n*OH*OW)."""
+        return y.reshape(y.shape[0], n, *self.out_hw).transpose(1, 0, 2, 3)
+
+    def grad_columns(self, grad_out: NDArray, worker: int) -> NDArray:
+        """``grad_out`` (n, O, OH, OW) laid out like the outputs: (O, n*OH*OW)."""
+        gy = scratch(f"conv2d.grad_out.{worker}", grad_out.shape, grad_out.dtype)
+        gy = gy.reshape(grad_out.shape[1], grad_out.shape[0], *grad_out.shape[2:])
+        np.copyto(gy, grad_out.transpose(1, 0, 2, 3))
+        return gy.reshape(gy.shape[0], -1)
+
+    def scatter_columns(self, index: int, grad_cols: NDArray, grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients, then the pixels into ``grad_x``."""
+        start, stop = self.chunks[index]
+        shape = (stop - start,) + self.xp.shape[1:]
+        grad_xp = col2im(grad_cols, shape, self.kernel, self.stride, self.dilation)
+        np.copyto(grad_x, unpad2d(grad_xp, self.pads))

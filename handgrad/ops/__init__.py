@@ -9,9 +9,12 @@ from .window import (
     im2col_wide,
     output_shape,
     output_size,
+    pack_strip,
     pad2d,
     pair,
     resolve_padding,
+    strip_images,
+    strip_period,
     unpad2d,
     window_slice,
     window_view,
@@ -21,5 +24,6 @@ from .workspace import clear_scratch, scratch
 __all__ = [
     "ceil_extra", "col2im", "col2im_wide", "im2col", "im2col_wide", "output_shape",
     "output_size", "pad2d", "pair", "resolve_padding", "unpad2d", "window_slice", "window_view",
+    "strip_period", "pack_strip", "strip_images",
     "scratch", "clear_scratch", "clamp_min_zero",
 ]

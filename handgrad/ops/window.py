@@ -9,7 +9,10 @@ Everything here works on NCHW arrays and 2-D hyperparameters given as ``(h, w)``
 * ``window_slice``: the strided slice of a padded image seen by one kernel offset;
 * ``im2col`` / ``col2im``: the column matrix of all windows, and its adjoint;
 * ``im2col_wide`` / ``col2im_wide``: the same for stride 1 in a "wide" layout whose rows are
-  long contiguous runs (much cheaper copies for small images).
+  long contiguous runs (much cheaper copies for small images);
+* ``strip_period`` / ``pack_strip`` / ``strip_images``: a batch of images side by side in one
+  zero-padded "strip" image (neighbours share their zero columns), so that a stride-1
+  convolution of the whole chunk is one wide im2col of one image.
 
 The column layout is ``(C*kh*kw, N*OH*OW)`` with rows ordered ``(c, i, j)`` like a PyTorch
 conv weight ``(O, C, kh, kw)`` flattened, so a convolution is one matrix multiply
@@ -29,7 +32,7 @@ Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 __all__ = [
     "pair", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
     "window_slice", "window_view", "im2col", "col2im", "ceil_extra", "im2col_wide",
-    "col2im_wide",
+    "col2im_wide", "strip_period", "pack_strip", "strip_images",
 ]
 
 
@@ -269,3 +272,49 @@ def col2im_wide(cols: NDArray, padded_shape: tuple[int, int, int, int], kernel_s
             target = out[:, :, start:start + span]
             target += cols5[:, i, j, :, :span].transpose(1, 0, 2)
     return out.reshape(padded_shape)
+
+
+def strip_period(width: int, padding: Pair, kernel: int, dilation: int = 1) -> int:
+    """Columns from one image to the next when images of ``width`` sit side by side in a strip.
+
+    Between two images there are ``gap = period - width`` zero columns, enough to be the right
+    padding of one and the left padding of the next (``max(left, right)``), and enough that
+    one image's stride-1 outputs (``width + left + right - d*(k-1)`` of them) end before the
+    next image's begin. Sharing the padding columns makes the garbage columns of the wide
+    layout fewer: for 8-pixel images and a 3x3 kernel with padding 1, 1 in 9 instead of 2 in 10.
+    """
+    left, right = padding
+    return width + max(left, right, left + right - dilation * (kernel - 1))
+
+
+def pack_strip(x: NDArray, padding: Padding2d, period: int, out: NDArray) -> NDArray:
+    """Images ``x`` (n, C, H, W) side by side in the strip ``out`` (C, H + top + bottom, Ws).
+
+    Image i's pixel (h, w) goes to ``out[:, top + h, left + i*period + w]``; every other entry
+    is set to zero. ``Ws`` must be at least ``left + n*period``. Returns ``out``.
+    """
+    n, C, H, W = x.shape
+    (top, bottom), (left, _) = padding
+    end = left + n * period
+    if out.shape[:2] != (C, H + top + bottom) or out.shape[2] < end or period < W:
+        raise ValueError(f"pack_strip: a strip of shape {out.shape} cannot hold {n} images of "
+                         f"{(C, H, W)} with padding {padding} every {period} columns")
+    out.fill(0)  # one pass: faster than zeroing the padding and the gaps piece by piece
+    cells = _cells(out[:, top:top + H, left:end], n, period)  # (C, H, n, period)
+    np.copyto(cells[..., :W], x.transpose(1, 2, 0, 3))
+    return out
+
+
+def strip_images(a: NDArray, n: int, period: int, width: int, offset: int = 0) -> NDArray:
+    """The view ``(n, *lead, rows, width)`` of ``n`` images side by side in ``a`` (*lead, rows,
+    Ws): image i's column w is ``a[..., offset + i*period + w]`` (the inverse of pack_strip's
+    placement, for any leading axes)."""
+    cells = _cells(a[..., offset:offset + n * period], n, period)[..., :width]
+    lead = cells.ndim - 2
+    return cells.transpose((lead,) + tuple(range(lead)) + (lead + 1,))
+
+
+def _cells(a: NDArray, n: int, period: int) -> NDArray:
+    """``a`` (..., n*period) viewed as (..., n, period): splitting the last axis never needs a
+    copy, so NumPy's reshape returns a view (pack_strip writes through it)."""
+    return a.reshape(a.shape[:-1] + (n, period))

@@ -16,10 +16,13 @@ from handgrad.ops import (
     im2col_wide,
     output_shape,
     output_size,
+    pack_strip,
     pad2d,
     pair,
     resolve_padding,
     scratch,
+    strip_images,
+    strip_period,
     unpad2d,
     window_slice,
     window_view,
@@ -203,3 +206,31 @@ def test_scratch_reuses_memory_per_key_and_dtype():
     assert b.shape == (2, 5) and np.shares_memory(a, b)
     assert not np.shares_memory(a, scratch("test.window", (3, 4), np.float64))
     assert scratch("test.window", (100,), np.float32).shape == (100,)
+
+
+@given(n=st.integers(1, 4), c=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 6),
+       pads=st.tuples(*[st.integers(0, 3)] * 4), k=st.integers(1, 4), d=st.integers(1, 2),
+       extra=st.integers(0, 3), seed=st.integers(0, 99))
+def test_strip_holds_images_side_by_side_with_zeros_between(n, c, h, w, pads, k, d, extra,
+                                                            seed):
+    top, bottom, left, right = pads
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w)) + 5  # never 0
+    period = strip_period(w, (left, right), k, d)
+    out = np.full((c, h + top + bottom, left + n * period + extra), np.nan)
+    assert pack_strip(x, ((top, bottom), (left, right)), period, out) is out
+    np.testing.assert_array_equal(strip_images(out[:, top:top + h], n, period, w, left), x)
+    assert np.count_nonzero(out) == x.size  # everything else is zero (NaN would count)
+    # Between two images there is room for one's right padding and the next one's left
+    # padding, and one image's stride-1 outputs end before the next image's begin.
+    gap = period - w
+    assert gap >= max(left, right) and w + left + right - d * (k - 1) <= period
+    # Placement is the inverse of strip_images for any leading axes
+    back = np.zeros_like(out)
+    np.copyto(strip_images(back[:, top:top + h], n, period, w, left), x)
+    np.testing.assert_array_equal(back, out)
+
+
+def test_pack_strip_rejects_a_strip_too_small():
+    x = np.ones((3, 1, 2, 2))
+    with pytest.raises(ValueError, match="pack_strip"):
+        pack_strip(x, ((0, 0), (1, 1)), 3, np.empty((1, 2, 9)))
