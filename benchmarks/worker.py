@@ -97,6 +97,9 @@ def _touch(framework: str) -> None:
         opt.step()
 
 
+MIN_ROUND_STEPS = 3
+
+
 class Session:
     def __init__(self, framework: str, threads: int):
         self.framework, self.threads = framework, threads
@@ -131,7 +134,9 @@ class Session:
             return {"status": "error", "detail": f"{kind}: {err}"[:300]}
         self.step = step
         estimate = sorted(times[len(times) // 2:])[len(times[len(times) // 2:]) // 2]
-        steps = max(1, min(max_steps, round(round_time / max(estimate, 1e-6))))
+        # at least MIN_ROUND_STEPS timed steps per round, so that a slow workload's median is
+        # not one step's time
+        steps = max(MIN_ROUND_STEPS, min(max_steps, round(round_time / max(estimate, 1e-6))))
         return {"status": "ok", "steps": steps, "estimate": estimate,
                 "notes": sorted(set(workloads.NOTES))}
 
@@ -139,6 +144,11 @@ class Session:
         import gc
         gc.collect()
         step = self.step
+        # One untimed step first: the round starts after a pause in which this worker's
+        # threads went to sleep and the other framework ran, and its first step pays for
+        # waking threads and refilling caches. The timed steps are steady-state steps, as
+        # in a training loop.
+        step()
         times = []
         _, faults0 = _usage()
         for _ in range(steps):
