@@ -213,17 +213,20 @@ class Conv2d(Layer):
         run_chunks(chunk, range(len(layout.chunks)))
         partials = list(sums.values())
         if want_w:
-            grad_w = partials[0][0]
-            for part in partials[1:]:
-                grad_w += part[0]
-            if by_correlation:  # (G, (O/G, kh', kw'), C/G) with kh' = kh-1-i: unflip
+            if not partials:  # an empty batch
+                grad_w = np.zeros_like(self.weight.data)
+            else:
+                grad_w = partials[0][0]
+                for part in partials[1:]:
+                    grad_w += part[0]
+            if by_correlation and partials:  # (G, (O/G, kh', kw'), C/G), kh' = kh-1-i: unflip
                 kh, kw = self.kernel_size
                 grad_w = grad_w.reshape(G, O // G, kh, kw, C // G)[:, :, ::-1, ::-1]
                 grad_w = grad_w.transpose(0, 1, 4, 2, 3)
             self.weight.accumulate_grad(
                 np.ascontiguousarray(grad_w).reshape(self.weight.data.shape), fresh=True)
         if want_b:
-            grad_b = partials[0][1]
+            grad_b = np.zeros_like(self.bias.data) if not partials else partials[0][1]
             for part in partials[1:]:
                 grad_b += part[1]
             self.bias.accumulate_grad(grad_b, fresh=True)

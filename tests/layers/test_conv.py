@@ -109,6 +109,18 @@ def test_conv2d_gradients_match_numerical(config, check_gradients):
     check_gradients(Conv2d(*args, **kwargs, dtype=np.float64, rng=0), x)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_empty_batch_gives_zero_parameter_gradients(stride):
+    # As PyTorch: a batch of 0 images is a valid input; its gradients are all zero.
+    layer = Conv2d(2, 3, 3, stride=stride, padding=1, rng=0)
+    y = layer(np.zeros((0, 2, 5, 5), np.float32))
+    assert y.shape == (0, 3, 3 if stride == 2 else 5, 3 if stride == 2 else 5)
+    grad_x = layer.backward(np.zeros_like(y))
+    assert grad_x.shape == (0, 2, 5, 5)
+    np.testing.assert_array_equal(layer.weight.grad, np.zeros((3, 2, 3, 3), np.float32))
+    np.testing.assert_array_equal(layer.bias.grad, np.zeros(3, np.float32))
+
+
 def test_conv2d_same_padding_keeps_size_even_kernel(check_gradients):
     layer = Conv2d(2, 3, (4, 2), padding="same", dilation=(1, 3), dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((2, 2, 5, 6))
