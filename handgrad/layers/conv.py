@@ -128,8 +128,9 @@ class Conv2d(Layer):
         K = w.shape[2]
         y = np.empty((N, O, oh, ow), dtype=x.dtype)
         if self.stride == (1, 1):
+            period = strip_period(W, self._pads[1], self.kernel_size[1], self.dilation[1])
             layout = _Strips(x.shape, self._pads, self.kernel_size, self.dilation, (oh, ow),
-                             x.dtype, self._chunks(N, K * oh * self._period(W)))
+                             x.dtype, period, self._chunks(N, K * oh * period))
         else:
             layout = _Padded(x, self._pads, self.kernel_size, self.stride, self.dilation,
                              (oh, ow), self._chunks(N, K * oh * ow))
@@ -149,9 +150,6 @@ class Conv2d(Layer):
         run_chunks(chunk, range(len(layout.chunks)))
         self._cache = (layout, (H, W), (oh, ow)) if self.caching else None
         return y
-
-    def _period(self, width: int) -> int:
-        return strip_period(width, self._pads[1], self.kernel_size[1], self.dilation[1])
 
     def _chunks(self, N: int, image_floats: int) -> list[tuple[int, int]]:
         """``(start, stop)`` slices of the batch whose columns stay in the CPU cache.
@@ -232,8 +230,8 @@ class Conv2d(Layer):
             self.bias.accumulate_grad(grad_b, fresh=True)
         return grad_x
 
-    def _backward_by_columns(self, grad_out: NDArray, layout, index: int, worker: int,
-                             want_w: bool, want_b: bool, grad_x: NDArray | None
+    def _backward_by_columns(self, grad_out: NDArray, layout: _Strips | _Padded, index: int,
+                             worker: int, want_w: bool, want_b: bool, grad_x: NDArray | None
                              ) -> tuple[NDArray | None, NDArray | None]:
         """One chunk's backward from the columns of x: returns the weight-gradient product
         ``(G, O/G, K)`` and the bias gradient (or None), writes ``grad_x`` unless None."""
@@ -340,12 +338,12 @@ class _Strips:
     """
 
     def __init__(self, shape, pads: Padding2d, kernel: tuple[int, int],
-                 dilation: tuple[int, int], out_hw: tuple[int, int], dtype,
+                 dilation: tuple[int, int], out_hw: tuple[int, int], dtype, period: int,
                  chunks: list[tuple[int, int]]):
         N, C, H, W = shape
         (top, bottom), (left, right) = pads
         self.shape, self.pads, self.dtype, self.chunks = shape, pads, np.dtype(dtype), chunks
-        self.period = strip_period(W, (left, right), kernel[1], dilation[1])
+        self.period = period  # ops.window.strip_period for W, the padding and the kernel
         self.kernel, self.dilation, self.out_hw = kernel, dilation, out_hw
         self.rows = H + top + bottom
         self._offsets = []
