@@ -156,8 +156,9 @@ class Conv2d(Layer):
 
         A chunk's im2col columns (``image_floats`` per image) are ~2 MB at most: building
         columns for the whole batch at once would move every column through main memory
-        twice. The number of chunks is a multiple of the thread count, so that threads get
-        equal shares.
+        twice. The number of chunks is a multiple of the thread count and their sizes differ
+        by at most one image, so that threads get equal shares (32 images in chunks of at
+        most 6 are 6, 6, 5, 5, 5, 5, not 6, 6, 6, 6, 6, 2: 16 images per thread, not 18 and 14).
         """
         if N == 0:
             return []
@@ -165,8 +166,8 @@ class Conv2d(Layer):
         count = -(-N // max(1, min(N, self._chunk_bytes // image_bytes)))
         threads = get_num_threads()
         count = min(N, -(-count // threads) * threads)
-        step = -(-N // count)
-        return [(start, min(N, start + step)) for start in range(0, N, step)]
+        bounds = [N * i // count for i in range(count + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def backward(self, grad_out: NDArray) -> NDArray | None:
         layout, (H, W), (oh, ow) = self._saved(self._cache)
