@@ -287,11 +287,13 @@ def strip_period(width: int, padding: Pair, kernel: int, dilation: int = 1) -> i
     return width + max(left, right, left + right - dilation * (kernel - 1))
 
 
-def pack_strip(x: NDArray, padding: Padding2d, period: int, out: NDArray) -> NDArray:
+def pack_strip(x: NDArray, padding: Padding2d, period: int, out: NDArray,
+               zeroed: bool = False) -> NDArray:
     """Images ``x`` (n, C, H, W) side by side in the strip ``out`` (C, H + top + bottom, Ws).
 
     Image i's pixel (h, w) goes to ``out[:, top + h, left + i*period + w]``; every other entry
-    is set to zero. ``Ws`` must be at least ``left + n*period``. Returns ``out``.
+    is set to zero, unless ``zeroed`` says they are zero already (``out`` last held a strip
+    of the same geometry). ``Ws`` must be at least ``left + n*period``. Returns ``out``.
     """
     n, C, H, W = x.shape
     (top, bottom), (left, _) = padding
@@ -299,7 +301,8 @@ def pack_strip(x: NDArray, padding: Padding2d, period: int, out: NDArray) -> NDA
     if out.shape[:2] != (C, H + top + bottom) or out.shape[2] < end or period < W:
         raise ValueError(f"pack_strip: a strip of shape {out.shape} cannot hold {n} images of "
                          f"{(C, H, W)} with padding {padding} every {period} columns")
-    out.fill(0)  # one pass: faster than zeroing the padding and the gaps piece by piece
+    if not zeroed:
+        out.fill(0)  # one pass: faster than zeroing the padding and the gaps piece by piece
     cells = _cells(out[:, top:top + H, left:end], n, period)  # (C, H, n, period)
     np.copyto(cells[..., :W], x.transpose(1, 2, 0, 3))
     return out

@@ -109,6 +109,24 @@ def test_conv2d_gradients_match_numerical(config, check_gradients):
     check_gradients(Conv2d(*args, **kwargs, dtype=np.float64, rng=0), x)
 
 
+def test_conv2d_repeated_forwards_match_a_fresh_layer():
+    # Stride 1 reuses the last training step's strips (zeros in place, pixels copied);
+    # a different batch size makes new ones. Every forward must match a fresh layer's.
+    rng = np.random.default_rng(0)
+    layer = Conv2d(3, 4, 3, padding=(2, 1), dilation=(2, 1), dtype=np.float64, rng=0)
+    for n in (5, 5, 3, 5):
+        x = rng.standard_normal((n, 3, 6, 7))
+        fresh = Conv2d(3, 4, 3, padding=(2, 1), dilation=(2, 1), dtype=np.float64, rng=0)
+        y = layer(x)
+        np.testing.assert_allclose(y, fresh(x), rtol=1e-12, atol=1e-12)
+        grad_out = rng.standard_normal(y.shape)
+        layer.zero_grad()
+        np.testing.assert_allclose(layer.backward(grad_out), fresh.backward(grad_out),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.weight.grad, fresh.weight.grad, rtol=1e-12,
+                                   atol=1e-12)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv2d_empty_batch_gives_zero_parameter_gradients(stride):
     # As PyTorch: a batch of 0 images is a valid input; its gradients are all zero.
