@@ -10,7 +10,14 @@ from numpy.typing import DTypeLike, NDArray
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import default_weight_init_
 from ..layer import Layer
-from ..ops.parallel import channel_sum, get_num_threads, matmul, ones, run_chunks
+from ..ops.parallel import (
+    channel_sum,
+    even_ranges,
+    get_num_threads,
+    matmul,
+    ones,
+    run_chunks,
+)
 from ..ops.window import (
     Padding2d,
     col2im,
@@ -169,9 +176,7 @@ class Conv2d(Layer):
         image_bytes = image_floats * self.weight.data.dtype.itemsize
         count = -(-N // max(1, min(N, self._chunk_bytes // image_bytes)))
         threads = get_num_threads()
-        count = min(N, -(-count // threads) * threads)
-        bounds = [N * i // count for i in range(count + 1)]
-        return list(zip(bounds[:-1], bounds[1:]))
+        return even_ranges(N, min(N, -(-count // threads) * threads))
 
     def backward(self, grad_out: NDArray) -> NDArray | None:
         layout, (H, W), (oh, ow) = self._saved(self._cache)

@@ -28,7 +28,7 @@ from typing import TypeVar
 import numpy as np
 
 __all__ = ["get_num_threads", "set_num_threads", "run_chunks", "split", "PARALLEL_BYTES",
-           "GIL_FREE_SIZE", "ones", "matmul", "channel_sum"]
+           "GIL_FREE_SIZE", "ones", "matmul", "channel_sum", "even_ranges"]
 
 # Below this much data a kernel runs on the calling thread (a hand-off costs ~50 us).
 PARALLEL_BYTES = 1 << 20
@@ -215,6 +215,12 @@ def split(n: int, nbytes: int) -> list[tuple[int, int]]:
     """``[0, n)`` as one ``(start, stop)`` range per thread when the kernel touches at least
     :data:`PARALLEL_BYTES` (``nbytes``), else as a single range."""
     parts = max(1, min(n, get_num_threads())) if nbytes >= PARALLEL_BYTES else 1
+    return even_ranges(n, parts)
+
+
+def even_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, n)`` as ``parts`` ``(start, stop)`` ranges whose lengths differ by at most one
+    (empty ones left out; ``[(0, n)]`` when there is nothing to split)."""
     bounds = [n * i // parts for i in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a] or [(0, n)]
 

@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .elementwise import clamp_min_zero
-from .parallel import get_num_threads, run_chunks
+from .parallel import even_ranges, get_num_threads, run_chunks
 
 _MIN_ROWS = 8  # rows per thread block at least
 _MIN_BLOCK_WORK = 4096  # N * H below which the time loop stays on one thread
@@ -104,8 +104,7 @@ def _row_blocks(T: int, N: int, H: int) -> list[tuple[int, int]]:
     parts = min(get_num_threads(), N // _MIN_ROWS)
     if parts < 2 or N * H < _MIN_BLOCK_WORK or T < _MIN_STEPS:
         return [(0, N)]
-    bounds = [N * i // parts for i in range(parts + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return even_ranges(N, parts)
 
 
 def _grad_init(grad: NDArray | None, shape: tuple[int, ...], dtype) -> NDArray:

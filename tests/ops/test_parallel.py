@@ -264,3 +264,13 @@ def test_batchnorm_channel_sums_of_channel_blocks(n, c, s, block, seed):
                                rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(_channel_dot(a[:, k], b[:, k]),
                                (a[:, k] * b[:, k]).sum(axis=(0, 2)), rtol=1e-9, atol=1e-9)
+
+
+@given(n=st.integers(0, 200), parts=st.integers(1, 40))
+def test_even_ranges_cover_in_order_with_sizes_one_apart(n, parts):
+    ranges = parallel.even_ranges(n, parts)
+    assert ranges[0][0] == 0 and ranges[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    sizes = [b - a for a, b in ranges]
+    assert len(ranges) == max(1, min(n, parts))
+    assert max(sizes) - min(sizes) <= 1
