@@ -19,9 +19,9 @@ from ..ops.parallel import (
     run_chunks,
 )
 from ..ops.window import (
+    ColumnFrame,
     Padding2d,
     col2im,
-    col2im_wide,
     im2col,
     im2col_wide,
     output_shape,
@@ -33,7 +33,7 @@ from ..ops.window import (
     strip_period,
     unpad2d,
 )
-from ..ops.workspace import scratch
+from ..ops.workspace import column_frame, scratch
 from ..parameter import Parameter
 from ..random import resolve_rng
 
@@ -265,10 +265,9 @@ class Conv2d(Layer):
         # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
         # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
         # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-        grad_cols = np.matmul(w.transpose(0, 2, 1), gy,
-                              out=scratch(f"conv2d.grad_cols.{worker}", (G, w.shape[2], L),
-                                          gy.dtype))
-        layout.scatter_columns(index, grad_cols.reshape(-1, L), grad_x)
+        target = layout.grad_columns_target(index, worker)  # (C*kh*kw, L)
+        np.matmul(w.transpose(0, 2, 1), gy, out=target.reshape(G, w.shape[2], L))
+        layout.scatter_columns(index, worker, grad_x)
         return part_w, part_b
 
     def _flip_pads(self):
@@ -408,14 +407,25 @@ class _Strips:
         gy = scratch(f"conv2d.grad_out.{worker}", (O, oh, self.width_of(n)), grad_out.dtype)
         return pack_strip(grad_out, ((0, 0), (0, 0)), self.period, out=gy).reshape(O, -1)
 
-    def scatter_columns(self, index: int, grad_cols: NDArray, grad_x: NDArray) -> None:
-        """col2im of the chunk's column gradients onto its strip, then the pixels into
-        ``grad_x`` (n, C, H, W)."""
+    def _frame(self, index: int, worker: int) -> ColumnFrame:
+        return column_frame(f"conv2d.frame.{worker}", self.shape[1],
+                            (self.rows, self.width(index)), self.kernel, self.dilation,
+                            self.dtype)
+
+    def grad_columns_target(self, index: int, worker: int) -> NDArray:
+        """Where the chunk's column gradients go: the columns of a zero-framed
+        ``ColumnFrame`` (C*kh*kw, OH*Ws), whose col2im is one reduction."""
+        return self._frame(index, worker).columns
+
+    def scatter_columns(self, index: int, worker: int, grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients (in :meth:`grad_columns_target`) onto its
+        strip, then the pixels into ``grad_x`` (n, C, H, W)."""
         n, _, H, W = grad_x.shape
         C, Ws = self.shape[1], self.width(index)
         (top, _), (left, _) = self.pads
-        grad_strip = col2im_wide(grad_cols, (1, C, self.rows, Ws), self.kernel, self.dilation)
-        np.copyto(grad_x, strip_images(grad_strip[0, :, top:top + H], n, self.period, W, left))
+        grad_strip = self._frame(index, worker).col2im(
+            scratch(f"conv2d.grad_strip.{worker}", (C, self.rows, Ws), self.dtype))
+        np.copyto(grad_x, strip_images(grad_strip[:, top:top + H], n, self.period, W, left))
 
     def pixels(self, index: int) -> NDArray:
         """The strip as ``(C, H*Ws)``: column (h, q) is the strip's entry (top + h, left + q),
@@ -466,8 +476,17 @@ class _Padded:
         np.copyto(gy, grad_out.transpose(1, 0, 2, 3))
         return gy.reshape(gy.shape[0], -1)
 
-    def scatter_columns(self, index: int, grad_cols: NDArray, grad_x: NDArray) -> None:
-        """col2im of the chunk's column gradients, then the pixels into ``grad_x``."""
+    def grad_columns_target(self, index: int, worker: int) -> NDArray:
+        """Where the chunk's column gradients go: a scratch (C*kh*kw, n*OH*OW)."""
+        start, stop = self.chunks[index]
+        C, (kh, kw), (oh, ow) = self.shape[1], self.kernel, self.out_hw
+        return scratch(f"conv2d.grad_cols.{worker}", (C * kh * kw, (stop - start) * oh * ow),
+                       self.dtype)
+
+    def scatter_columns(self, index: int, worker: int, grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients (in :meth:`grad_columns_target`), then the
+        pixels into ``grad_x``."""
+        grad_cols = self.grad_columns_target(index, worker)
         start, stop = self.chunks[index]
         shape = (stop - start,) + self.xp.shape[1:]
         grad_xp = col2im(grad_cols, shape, self.kernel, self.stride, self.dilation)

@@ -2,6 +2,7 @@
 
 from .elementwise import clamp_min_zero
 from .window import (
+    ColumnFrame,
     ceil_extra,
     col2im,
     col2im_wide,
@@ -19,11 +20,11 @@ from .window import (
     window_slice,
     window_view,
 )
-from .workspace import clear_scratch, scratch
+from .workspace import clear_scratch, column_frame, scratch
 
 __all__ = [
     "ceil_extra", "col2im", "col2im_wide", "im2col", "im2col_wide", "output_shape",
     "output_size", "pad2d", "pair", "resolve_padding", "unpad2d", "window_slice", "window_view",
     "strip_period", "pack_strip", "strip_images",
-    "scratch", "clear_scratch", "clamp_min_zero",
+    "ColumnFrame", "scratch", "column_frame", "clear_scratch", "clamp_min_zero",
 ]

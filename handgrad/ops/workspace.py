@@ -16,7 +16,11 @@ import math
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from .window import ColumnFrame, Pair
+
 _pool: dict[tuple[str, np.dtype], NDArray] = {}
+_frames: dict[tuple, ColumnFrame] = {}
+_MAX_FRAMES = 16
 
 
 def scratch(key: str, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray:
@@ -30,6 +34,25 @@ def scratch(key: str, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray:
     return buf[:size].reshape(shape)
 
 
+def column_frame(key: str, channels: int, padded_hw: Pair, kernel_size: Pair,
+                 dilation: Pair, dtype: DTypeLike) -> ColumnFrame:
+    """A :class:`~handgrad.ops.window.ColumnFrame` of this geometry shared by all users of
+    ``key`` (its zero gaps are made once; its columns are valid until the next call).
+
+    Frames are kept per key and geometry, at most 16 of them (the oldest is dropped).
+    """
+    geometry = (key, channels, tuple(padded_hw), tuple(kernel_size), tuple(dilation),
+                np.dtype(dtype))
+    frame = _frames.get(geometry)
+    if frame is None:
+        if len(_frames) >= _MAX_FRAMES:
+            del _frames[next(iter(_frames))]
+        frame = _frames[geometry] = ColumnFrame(channels, padded_hw, kernel_size, dilation,
+                                                dtype)
+    return frame
+
+
 def clear_scratch() -> None:
-    """Release every scratch array (they are re-created on demand)."""
+    """Release every scratch array and column frame (they are re-created on demand)."""
     _pool.clear()
+    _frames.clear()

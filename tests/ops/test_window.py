@@ -10,8 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad.ops import (
+    ColumnFrame,
+    clear_scratch,
     col2im,
     col2im_wide,
+    column_frame,
     im2col,
     im2col_wide,
     output_shape,
@@ -198,6 +201,53 @@ def test_col2im_wide_is_the_adjoint_of_im2col_wide(config):
     back = col2im_wide(c, shape, k, d)
     np.testing.assert_allclose(np.vdot(im2col_wide(x, k, d), c), np.vdot(x, back), rtol=1e-12,
                                atol=1e-12)
+
+
+@given(window_configs())
+def test_column_frame_col2im_is_the_adjoint_of_im2col_wide(config):
+    shape, k, _, d, seed = config
+    rng = np.random.default_rng(seed)
+    _, C, H, W = shape
+    x = rng.standard_normal((1, C, H, W))
+    oh, ow = H - d[0] * (k[0] - 1), W - d[1] * (k[1] - 1)
+    frame = ColumnFrame(C, (H, W), k, d, np.float64)
+    assert frame.columns.shape == (C * k[0] * k[1], oh * W)
+    for _ in range(2):  # the same frame again: its gaps are still zero
+        c = rng.standard_normal((C * k[0] * k[1], oh, W))
+        c[..., ow:] = 0.0  # garbage columns carry no gradient
+        frame.columns[...] = c.reshape(frame.columns.shape)
+        back = frame.col2im()
+        assert back.shape == (C, H, W)
+        np.testing.assert_allclose(np.vdot(im2col_wide(x, k, d), frame.columns),
+                                   np.vdot(x, back), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(back, col2im_wide(frame.columns, (1, C, H, W), k, d)[0],
+                                   rtol=1e-12, atol=1e-12)
+    out = np.full((C, H, W), np.nan)
+    assert frame.col2im(out) is out and np.isfinite(out).all()
+
+
+def test_column_frame_rejects_a_kernel_larger_than_the_image_and_a_bad_out():
+    with pytest.raises(ValueError, match="ColumnFrame"):
+        ColumnFrame(2, (3, 8), (5, 5))
+    frame = ColumnFrame(2, (6, 6), (3, 3))
+    with pytest.raises(ValueError, match=r"C-contiguous out of shape \(2, 6, 6\)"):
+        frame.col2im(np.empty((2, 6, 6), np.float32)[:, :, ::-1])
+    with pytest.raises(ValueError, match="ColumnFrame.col2im"):
+        frame.col2im(np.empty((2, 36), np.float32))
+
+
+def test_column_frames_are_kept_per_key_and_geometry():
+    clear_scratch()
+    a = column_frame("test.frame", 2, (6, 9), (3, 3), (1, 1), np.float32)
+    assert column_frame("test.frame", 2, (6, 9), (3, 3), (1, 1), np.float32) is a
+    others = [column_frame("test.frame", 2, (6, 9), (3, 3), (1, 1), np.float64),
+              column_frame("test.frame", 2, (6, 10), (3, 3), (1, 1), np.float32),
+              column_frame("test.frame.1", 2, (6, 9), (3, 3), (1, 1), np.float32)]
+    assert all(f is not a for f in others) and len({id(f) for f in others}) == 3
+    for width in range(11, 30):  # at most 16 are kept: the oldest went first
+        column_frame("test.frame", 1, (4, width), (3, 3), (1, 1), np.float32)
+    assert column_frame("test.frame", 2, (6, 9), (3, 3), (1, 1), np.float32) is not a
+    clear_scratch()
 
 
 def test_scratch_reuses_memory_per_key_and_dtype():
