@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TypeVar
 
@@ -30,7 +29,7 @@ import numpy as np
 __all__ = ["get_num_threads", "set_num_threads", "run_chunks", "split", "PARALLEL_BYTES",
            "GIL_FREE_SIZE", "ones", "matmul", "channel_sum", "even_ranges"]
 
-# Below this much data a kernel runs on the calling thread (a hand-off costs ~50 us).
+# Below this much data a kernel runs on the calling thread (a hand-off costs ~10-25 us).
 PARALLEL_BYTES = 1 << 20
 
 # NumPy releases the GIL in gufunc loops (np.matmul, np.vecdot) and reductions only when the
@@ -43,8 +42,9 @@ Chunk = TypeVar("Chunk")
 
 _requested: int | None = None
 _blas: list | None = None  # _BlasThreads of the loaded BLAS libraries
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] = (0, 0)  # (process id, workers) the pool was made for
+_workers: list[_Worker] = []
+_workers_pid = 0  # the process the workers were started in (a forked child has none)
+_workers_lock = threading.Lock()  # held while a run_chunks call uses the workers
 _local = threading.local()
 
 
@@ -137,13 +137,54 @@ def get_num_threads() -> int:
     return max(1, max(c.get() for c in blas))
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_key
-    key = (os.getpid(), workers)  # a forked child has no threads: make a new pool
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handgrad")
-        _pool_key = key
-    return _pool
+class _Worker:
+    """A thread that runs one share of a ``run_chunks`` call each time it is started.
+
+    Started and awaited through two plain locks (one futex wake each way): a
+    ``ThreadPoolExecutor`` hand-off (future, condition, work queue) kept the second thread
+    from starting for 23-30 us after every call, twice as long as the locks need.
+    """
+
+    def __init__(self, index: int):
+        self.index = index
+        self._go, self._done = threading.Lock(), threading.Lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._job: tuple | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._loop, name=f"handgrad-{index}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            work, queue = self._job
+            try:
+                _run_share(work, self.index, queue)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller in wait()
+                self._error = err
+            finally:
+                self._job = None
+                self._done.release()
+
+    def start(self, work: Callable, queue: _Queue) -> None:
+        self._job, self._error = (work, queue), None
+        self._go.release()
+
+    def wait(self) -> BaseException | None:
+        """Block until the share is done; return the exception it raised, if any."""
+        self._done.acquire()
+        error, self._error = self._error, None
+        return error
+
+
+def _started_workers(count: int) -> list[_Worker]:
+    """``count`` workers of this process, started on first use."""
+    global _workers, _workers_pid
+    if _workers_pid != os.getpid():
+        _workers, _workers_pid = [], os.getpid()
+    while len(_workers) < count:
+        _workers.append(_Worker(len(_workers) + 1))
+    return _workers[:count]
 
 
 class _Queue:
@@ -191,23 +232,28 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
     if threads <= 1 or not _blas_controllers():
         _run_share(work, 0, queue)
         return 1
+    if not _workers_lock.acquire(blocking=False):  # another thread is using the workers
+        _run_share(work, 0, queue)
+        return 1
     blas = _blas_controllers()
     saved = [c.get() for c in blas]
-    for c in blas:
-        c.set(1)
     try:
-        pool = _executor(threads - 1)
-        futures = [pool.submit(_run_share, work, w, queue) for w in range(1, threads)]
+        for c in blas:
+            c.set(1)
+        workers = _started_workers(threads - 1)
+        for worker in workers:
+            worker.start(work, queue)
         try:
             _run_share(work, 0, queue)
         finally:
-            for future in futures:
-                future.exception()  # waits for the thread (its error is raised below)
-        for future in futures:
-            future.result()
+            errors = [worker.wait() for worker in workers]
+        for error in errors:
+            if error is not None:
+                raise error
     finally:
         for c, n in zip(blas, saved):
             c.set(n)
+        _workers_lock.release()
     return threads
 
 

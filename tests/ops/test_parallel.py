@@ -106,6 +106,50 @@ def test_an_exception_in_a_chunk_is_raised_after_all_threads_stop(threads, monke
     assert blas_threads() == before
 
 
+@needs_blas_control
+def test_workers_serve_later_calls_after_a_failure(threads):
+    threads(2)
+
+    def fail(worker, chunk):
+        raise ValueError(f"chunk {chunk}")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="chunk"):
+            parallel.run_chunks(fail, range(4))
+    seen = []
+    assert parallel.run_chunks(lambda w, c: seen.append(c), range(20)) == 2
+    assert sorted(seen) == list(range(20))
+
+
+@needs_blas_control
+def test_a_second_caller_runs_serially_while_the_workers_are_busy(threads):
+    threads(2)
+    before = blas_threads()
+    inside, second_done = threading.Event(), threading.Event()
+    second = []
+
+    def first_work(worker, chunk):
+        if chunk == 0:  # hold the workers until the other caller has finished
+            inside.set()
+            assert second_done.wait(30)
+
+    def other_caller():
+        assert inside.wait(30)
+        used = parallel.run_chunks(lambda w, c: second.append((w, c, threading.get_ident())),
+                                   range(5))
+        second.append(used)
+        second_done.set()
+
+    caller = threading.Thread(target=other_caller)
+    caller.start()
+    assert parallel.run_chunks(first_work, range(4)) == 2
+    caller.join(30)
+    *chunks, used = second
+    assert used == 1 and [c for _, c, _ in chunks] == list(range(5))
+    assert {(w, ident) for w, _, ident in chunks} == {(0, caller.ident)}
+    assert blas_threads() == before
+
+
 def test_one_thread_runs_in_order_on_the_calling_thread(threads):
     threads(1)
     seen = []
