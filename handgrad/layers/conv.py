@@ -146,17 +146,21 @@ class Conv2d(Layer):
             layout = _Padded(x, self._pads, self.kernel_size, self.stride, self.dilation,
                              (oh, ow), self._chunks(N, K * oh * ow))
 
+        # Without groups the bias is one more weight column, times a row of ones in cols.
+        fold = self.bias is not None and G == 1
+        if fold:
+            w = np.concatenate([w, self.bias.data.reshape(1, O, 1)], axis=2)
+
         def chunk(worker: int, index: int) -> None:
             start, stop = layout.chunks[index]
-            cols = layout.columns(index, x[start:stop], worker)
-            y2 = np.matmul(w, cols.reshape(G, K, -1),
+            cols = layout.columns(index, x[start:stop], worker, ones=fold)
+            y2 = np.matmul(w, cols.reshape(G, w.shape[2], -1),
                            out=scratch(f"conv2d.y.{worker}", (G, O // G, cols.shape[1]),
                                        x.dtype))
-            y2 = layout.outputs(y2.reshape(O, -1), stop - start)  # (n, O, OH, OW)
-            if self.bias is not None:
-                np.add(y2, self.bias.data[:, None, None], out=y[start:stop])
-            else:
-                np.copyto(y[start:stop], y2)
+            y2 = y2.reshape(O, -1)
+            if self.bias is not None and not fold:  # in place: one long run per channel
+                np.add(y2, self.bias.data[:, None], out=y2)
+            np.copyto(y[start:stop], layout.outputs(y2, stop - start))  # (n, O, OH, OW)
 
         run_chunks(chunk, range(len(layout.chunks)))
         self._cache = (layout, (H, W), (oh, ow)) if self.caching else None
@@ -335,6 +339,15 @@ class Conv2d(Layer):
         return s
 
 
+def _column_scratch(worker: int, rows: int, length: int, dtype, ones: bool) -> NDArray:
+    """Scratch for a chunk's ``rows`` im2col rows, plus a row of ones if ``ones`` (the
+    forward multiplies it by the bias: no separate pass over the outputs to add it)."""
+    out = scratch(f"conv2d.cols.{worker}", (rows + ones, length), dtype)
+    if ones:
+        out[rows] = 1
+    return out
+
+
 class _Strips:
     """Stride 1: each chunk of the batch side by side in one zero-padded strip image
     (``ops.window.pack_strip``), kept for backward. A chunk's columns are the wide-layout
@@ -387,14 +400,17 @@ class _Strips:
         offset = self._offsets[index]
         return self._buffer[offset:offset + C * self.rows * Ws].reshape(C, self.rows, Ws)
 
-    def columns(self, index: int, x: NDArray | None, worker: int) -> NDArray:
-        """The chunk's im2col columns ``(C*kh*kw, OH*Ws)``; packs ``x`` first unless None."""
+    def columns(self, index: int, x: NDArray | None, worker: int, ones: bool = False
+                ) -> NDArray:
+        """The chunk's im2col columns ``(C*kh*kw, OH*Ws)``, with a last row of ones if
+        ``ones``; packs ``x`` first unless None."""
         strip = self.strip(index)
         if x is not None:
             pack_strip(x, self.pads, self.period, out=strip, zeroed=self.zeroed)
         C, (kh, kw), (oh, _) = self.shape[1], self.kernel, self.out_hw
-        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, oh * strip.shape[2]), self.dtype)
-        return im2col_wide(strip[None], self.kernel, self.dilation, out=out)
+        out = _column_scratch(worker, C * kh * kw, oh * strip.shape[2], self.dtype, ones)
+        im2col_wide(strip[None], self.kernel, self.dilation, out=out[:C * kh * kw])
+        return out
 
     def outputs(self, y: NDArray, n: int) -> NDArray:
         """The ``(n, O, OH, OW)`` view of a chunk's outputs ``y`` (O, OH*Ws)."""
@@ -455,15 +471,18 @@ class _Padded:
         self.xp = np.empty((N, C, H + top + bottom, W + left + right), x.dtype) \
             if self.padded else x
 
-    def columns(self, index: int, x: NDArray | None, worker: int) -> NDArray:
-        """The chunk's im2col columns; pads ``x`` into the kept batch first unless None."""
+    def columns(self, index: int, x: NDArray | None, worker: int, ones: bool = False
+                ) -> NDArray:
+        """The chunk's im2col columns ``(C*kh*kw, n*OH*OW)``, with a last row of ones if
+        ``ones``; pads ``x`` into the kept batch first unless None."""
         start, stop = self.chunks[index]
         if x is not None and self.padded:
             pad2d(x, self.pads, out=self.xp[start:stop])
         C, (kh, kw), (oh, ow) = self.shape[1], self.kernel, self.out_hw
-        out = scratch(f"conv2d.cols.{worker}", (C * kh * kw, (stop - start) * oh * ow),
-                      self.dtype)
-        return im2col(self.xp[start:stop], self.kernel, self.stride, self.dilation, out=out)
+        out = _column_scratch(worker, C * kh * kw, (stop - start) * oh * ow, self.dtype, ones)
+        im2col(self.xp[start:stop], self.kernel, self.stride, self.dilation,
+               out=out[:C * kh * kw])
+        return out
 
     def outputs(self, y: NDArray, n: int) -> NDArray:
         """The ``(n, O, OH, OW)`` view of a chunk's outputs ``y`` (O, n*OH*OW)."""
