@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -37,14 +39,14 @@ class Flatten(Layer):
                 f"{self.describe()}: start_dim must not come after end_dim for an input of "
                 f"shape {x.shape}"
             )
-        new_shape = x.shape[:start] + (int(np.prod(x.shape[start:end + 1])),) + x.shape[end + 1:]
+        new_shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
         self._shape = x.shape if self.caching else None
         return x.reshape(new_shape)
 
     def backward(self, grad_out: NDArray) -> NDArray:
         shape = self._saved(self._shape)
         grad_out = np.asarray(grad_out)
-        if grad_out.size != int(np.prod(shape)):
+        if grad_out.size != math.prod(shape):
             raise ValueError(
                 f"{self.describe()}: grad_out of shape {grad_out.shape} does not match the "
                 f"forward input shape {shape}"
