@@ -51,18 +51,10 @@ class ReLU(_Elementwise):
         return backprop_relu(grad_out, y)
 
 
-# A single pass (max with zero) pays for a second thread only on larger arrays than most
-# kernels: measured at 2 threads, float32 ReLU forward 1.2 MB 107 us threaded vs 61 us on
-# one thread, 2 MB 120 vs 102, 4 MB 162 vs 227; its backward (three passes) breaks even
-# near half that (1.2 MB 148 vs 132, 2 MB 179 vs 237).
-RELU_PARALLEL_BYTES = 3 << 20
-
-
 def relu(x: NDArray, out: NDArray | None = None) -> NDArray:
     """``max(x, 0)`` into ``out`` (a new array by default; ``out=x`` works in place).
 
-    Contiguous arrays of at least :data:`RELU_PARALLEL_BYTES` are split into one block per
-    thread (``ops.parallel``).
+    Large contiguous arrays are split into one block per thread (``ops.parallel``).
     """
     if out is None:
         out = np.empty_like(x)
@@ -74,7 +66,7 @@ def relu(x: NDArray, out: NDArray | None = None) -> NDArray:
         k = slice(*bounds)
         clamp_min_zero(xf[k], of[k])
 
-    run_chunks(block, split(xf.size, x.nbytes, RELU_PARALLEL_BYTES))
+    run_chunks(block, split(xf.size, x.nbytes))
     return out
 
 
@@ -83,8 +75,7 @@ def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
 
     Branch-free: the mask becomes all-ones/all-zeros integers ANDed with ``grad_out``'s bits.
     ``np.where`` with a data-dependent mask runs about 10x slower (branch mispredictions).
-    Contiguous arrays of at least half :data:`RELU_PARALLEL_BYTES` are split into one block
-    per thread (``ops.parallel``).
+    Large contiguous arrays are split into one block per thread (``ops.parallel``).
     """
     as_int = np.dtype(f"i{grad_out.dtype.itemsize}")
     if not (grad_out.flags.c_contiguous and y.flags.c_contiguous):
@@ -98,7 +89,7 @@ def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
         np.negative(mask, out=rf[k], casting="unsafe")  # all bits set where y > 0
         np.bitwise_and(rf[k], gf[k], out=rf[k])
 
-    run_chunks(block, split(rf.size, grad_out.nbytes, RELU_PARALLEL_BYTES // 2))
+    run_chunks(block, split(rf.size, grad_out.nbytes))
     return result.view(grad_out.dtype)
 
 

@@ -257,11 +257,10 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
     return threads
 
 
-def split(n: int, nbytes: int, threshold: int | None = None) -> list[tuple[int, int]]:
+def split(n: int, nbytes: int) -> list[tuple[int, int]]:
     """``[0, n)`` as one ``(start, stop)`` range per thread when the kernel touches at least
-    ``threshold`` bytes (``nbytes``; default :data:`PARALLEL_BYTES`), else as one range."""
-    threshold = PARALLEL_BYTES if threshold is None else threshold
-    parts = max(1, min(n, get_num_threads())) if nbytes >= threshold else 1
+    :data:`PARALLEL_BYTES` (``nbytes``), else as a single range."""
+    parts = max(1, min(n, get_num_threads())) if nbytes >= PARALLEL_BYTES else 1
     return even_ranges(n, parts)
 
 
