@@ -130,7 +130,7 @@ class Conv2d(Layer):
         N, C, H, W = x.shape
         O, G = self.out_channels, self.groups
         oh, ow = output_shape((H, W), self.kernel_size, self.stride, self._pads, self.dilation,
-                              who=self.describe())
+                              who=self.describe)
         w = self.weight.data.reshape(G, O // G, -1)  # (G, O/G, K), K = C/G*kh*kw
         K = w.shape[2]
         y = np.empty((N, O, oh, ow), dtype=x.dtype)

@@ -141,7 +141,7 @@ class _Pool2d(Layer):
         H, W = x.shape[2:]
         (ph, pw) = self.padding
         out_hw = output_shape((H, W), self.kernel_size, self.stride, ((ph, ph), (pw, pw)),
-                              self.dilation, self.ceil_mode, who=self.describe())
+                              self.dilation, self.ceil_mode, who=self.describe)
         extra = [ceil_extra(x.shape[2 + a], self.kernel_size[a], self.stride[a],
                             self.padding[a], self.dilation[a], out_hw[a]) for a in range(2)]
         pads = ((ph, ph + extra[0]), (pw, pw + extra[1]))

@@ -22,6 +22,7 @@ conv weight ``(O, C, kh, kw)`` flattened, so a convolution is one matrix multipl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,10 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int | Pair = 0
 
 
 def output_shape(in_hw: tuple[int, int], kernel_size: Pair, stride: Pair, padding: Padding2d,
-                 dilation: Pair = (1, 1), ceil_mode: bool = False, who: str = "window") -> Pair:
-    """``(OH, OW)``, or a ValueError naming ``who`` when the output would be empty."""
+                 dilation: Pair = (1, 1), ceil_mode: bool = False,
+                 who: str | Callable[[], str] = "window") -> Pair:
+    """``(OH, OW)``, or a ValueError naming ``who`` when the output would be empty (``who``
+    may be a function giving the name, called only then: a layer's ``describe``)."""
     out = tuple(
         output_size(in_hw[a], kernel_size[a], stride[a], padding[a], dilation[a], ceil_mode)
         for a in range(2)
@@ -111,7 +114,8 @@ def output_shape(in_hw: tuple[int, int], kernel_size: Pair, stride: Pair, paddin
         extent = tuple(dilation[a] * (kernel_size[a] - 1) + 1 for a in range(2))
         padded = tuple(in_hw[a] + padding[a][0] + padding[a][1] for a in range(2))
         raise ValueError(
-            f"{who}: input of spatial size {tuple(in_hw)} (padded {padded}) is too small for a "
+            f"{who() if callable(who) else who}: input of spatial size {tuple(in_hw)} (padded "
+            f"{padded}) is too small for a "
             f"kernel covering {extent}; the output size would be {out}"
         )
     return out  # type: ignore[return-value]
