@@ -1,6 +1,8 @@
 """handgrad.ops.parallel: chunks on threads, BLAS single-threaded meanwhile, same results."""
 
 import copy
+import multiprocessing
+import os
 import threading
 import time
 
@@ -148,6 +150,29 @@ def test_a_second_caller_runs_serially_while_the_workers_are_busy(threads):
     assert used == 1 and [c for _, c, _ in chunks] == list(range(5))
     assert {(w, ident) for w, _, ident in chunks} == {(0, caller.ident)}
     assert blas_threads() == before
+
+
+@needs_blas_control
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_workers(threads):
+    threads(2)
+    assert parallel.run_chunks(lambda w, c: None, range(4)) == 2  # the parent's workers run
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child():
+        seen = []
+        used = parallel.run_chunks(lambda w, c: seen.append((w, c)), range(6))
+        results.put((used, sorted(c for _, c in seen), sorted({w for w, _ in seen})))
+
+    process = context.Process(target=child)
+    process.start()
+    try:
+        used, chunks, workers = results.get(timeout=60)
+    finally:
+        process.join(60)
+    assert process.exitcode == 0
+    assert used == 2 and chunks == list(range(6)) and set(workers) <= {0, 1}
 
 
 def test_one_thread_runs_in_order_on_the_calling_thread(threads):
