@@ -43,26 +43,35 @@ def max_pool2d(xp: NDArray, kernel_size, stride, dilation, out_hw, with_index: b
     rows, cols = window_slice(0, 0, out_hw, stride, dilation)
     if out is None:
         out = np.empty(xp.shape[:2] + tuple(out_hw), dtype=xp.dtype)
-    y = out
+    if not with_index:
+        y = out
+        np.copyto(y, xp[:, :, rows, cols])
+        for k in range(1, kh * kw):
+            rows, cols = window_slice(k // kw, k % kw, out_hw, stride, dilation)
+            np.maximum(y, xp[:, :, rows, cols], out=y)
+        return y, None
+    index = index_out if index_out is not None else \
+        np.empty(out.shape, dtype=_index_dtype(kh * kw))
+    index.fill(0)
+    wins = np.empty(out.shape, dtype=bool)
+    stamp = np.empty(out.shape, dtype=index.dtype)
+    # The running maximum alternates between two buffers, so that whether offset k wins
+    # compares two contiguous arrays (new maximum > old maximum, i.e. v > old maximum:
+    # strictly, the first maximum keeps the win) instead of reading the strided window
+    # view a second time. Started in the buffer that makes the last maximum land in out.
+    spare = np.empty_like(out)
+    y, other = (out, spare) if (kh * kw - 1) % 2 == 0 else (spare, out)
     np.copyto(y, xp[:, :, rows, cols])
-    index = None
-    if with_index:
-        index = index_out if index_out is not None else \
-            np.empty(y.shape, dtype=_index_dtype(kh * kw))
-        index.fill(0)
-        wins = np.empty(y.shape, dtype=bool)
-        stamp = np.empty(y.shape, dtype=index.dtype)
     # Masked NumPy operations (where=, boolean indexing) are ~20x slower than plain
     # element-wise ones, so the index is updated arithmetically: offsets come in increasing
     # order, so max(index, wins * k) is k where offset k wins and the old index elsewhere.
     for k in range(1, kh * kw):
         rows, cols = window_slice(k // kw, k % kw, out_hw, stride, dilation)
-        v = xp[:, :, rows, cols]
-        if with_index:
-            np.greater(v, y, out=wins)  # strictly greater: the first maximum keeps the win
-            np.multiply(wins, index.dtype.type(k), out=stamp)
-            np.maximum(index, stamp, out=index)
-        np.maximum(y, v, out=y)
+        np.maximum(y, xp[:, :, rows, cols], out=other)
+        np.greater(other, y, out=wins)
+        np.multiply(wins, index.dtype.type(k), out=stamp)
+        np.maximum(index, stamp, out=index)
+        y, other = other, y
     return y, index
 
 

@@ -14,6 +14,7 @@ from handgrad.layers import (
     GlobalAvgPool2d,
     MaxPool2d,
 )
+from handgrad.layers.pooling import max_pool2d
 from tests import reference
 from tests.helpers import check_layer_contract
 
@@ -194,3 +195,21 @@ def test_pooling_rejects_bad_input():
     layer(np.zeros((1, 1, 4, 4)))
     with pytest.raises(ValueError, match=r"grad_out of shape \(1, 1, 2, 2\)"):
         layer.backward(np.zeros((1, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (1, 2), (2, 2), (2, 3), (3, 3)])
+def test_max_pool2d_kernel_writes_into_out_with_first_max_index(kernel):
+    # The running maximum alternates between two buffers: whatever the number of kernel
+    # offsets, the result must end in `out`, and the index must be the first maximum.
+    rng = np.random.default_rng(sum(kernel))
+    x = rng.integers(0, 3, (2, 3, 7, 8)).astype(np.float32)  # many ties
+    kh, kw = kernel
+    out_hw = ((7 - kh) // kh + 1, (8 - kw) // kw + 1)
+    out = np.full((2, 3) + out_hw, np.nan, np.float32)
+    index_out = np.full((2, 3) + out_hw, 99, np.uint8)
+    y, index = max_pool2d(x, kernel, kernel, (1, 1), out_hw, out=out, index_out=index_out)
+    assert y is out and index is index_out
+    windows = np.stack([x[:, :, i::kh, j::kw][:, :, :out_hw[0], :out_hw[1]]
+                        for i in range(kh) for j in range(kw)])
+    np.testing.assert_array_equal(out, windows.max(axis=0))
+    np.testing.assert_array_equal(index, windows.argmax(axis=0))  # argmax: the first maximum
