@@ -274,9 +274,9 @@ class Conv2d(Layer):
         # Input gradient: dL/dx[n, c, h, w] = sum over (o, i, j, oh, ow) with
         # h = oh*sh + i*dh - pad_top, w = ow*sw + j*dw - pad_left of W[o, c, i, j] *
         # gy[n, o, oh, ow]; i.e. the columns W^T @ gy summed back to pixels by col2im.
-        target = layout.grad_columns_target(index, worker)  # (C*kh*kw, L)
+        target, sink = layout.grad_columns_target(index, worker)  # target: (C*kh*kw, L)
         np.matmul(w.transpose(0, 2, 1), gy, out=target.reshape(G, w.shape[2], L))
-        layout.scatter_columns(index, worker, grad_x)
+        layout.scatter_columns(index, sink, worker, grad_x)
         return part_w, part_b
 
     def _flip_pads(self):
@@ -428,23 +428,23 @@ class _Strips:
         gy = scratch(f"conv2d.grad_out.{worker}", (O, oh, self.width_of(n)), grad_out.dtype)
         return pack_strip(grad_out, ((0, 0), (0, 0)), self.period, out=gy).reshape(O, -1)
 
-    def _frame(self, index: int, worker: int) -> ColumnFrame:
-        return column_frame(f"conv2d.frame.{worker}", self.shape[1],
-                            (self.rows, self.width(index)), self.kernel, self.dilation,
-                            self.dtype)
+    def grad_columns_target(self, index: int, worker: int) -> tuple[NDArray, ColumnFrame]:
+        """Where the chunk's column gradients go, ``(C*kh*kw, OH*Ws)``, and what to hand to
+        :meth:`scatter_columns`: the columns of a zero-framed ``ColumnFrame`` (whose col2im
+        is one reduction), and the frame."""
+        frame = column_frame(f"conv2d.frame.{worker}", self.shape[1],
+                             (self.rows, self.width(index)), self.kernel, self.dilation,
+                             self.dtype)
+        return frame.columns, frame
 
-    def grad_columns_target(self, index: int, worker: int) -> NDArray:
-        """Where the chunk's column gradients go: the columns of a zero-framed
-        ``ColumnFrame`` (C*kh*kw, OH*Ws), whose col2im is one reduction."""
-        return self._frame(index, worker).columns
-
-    def scatter_columns(self, index: int, worker: int, grad_x: NDArray) -> None:
-        """col2im of the chunk's column gradients (in :meth:`grad_columns_target`) onto its
-        strip, then the pixels into ``grad_x`` (n, C, H, W)."""
+    def scatter_columns(self, index: int, frame: ColumnFrame, worker: int,
+                        grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients (written into ``frame``'s columns) onto
+        its strip, then the pixels into ``grad_x`` (n, C, H, W)."""
         n, _, H, W = grad_x.shape
         C, Ws = self.shape[1], self.width(index)
         (top, _), (left, _) = self.pads
-        grad_strip = self._frame(index, worker).col2im(
+        grad_strip = frame.col2im(
             scratch(f"conv2d.grad_strip.{worker}", (C, self.rows, Ws), self.dtype))
         np.copyto(grad_x, strip_images(grad_strip[:, top:top + H], n, self.period, W, left))
 
@@ -500,17 +500,19 @@ class _Padded:
         np.copyto(gy, grad_out.transpose(1, 0, 2, 3))
         return gy.reshape(gy.shape[0], -1)
 
-    def grad_columns_target(self, index: int, worker: int) -> NDArray:
-        """Where the chunk's column gradients go: a scratch (C*kh*kw, n*OH*OW)."""
+    def grad_columns_target(self, index: int, worker: int) -> tuple[NDArray, NDArray]:
+        """Where the chunk's column gradients go, a scratch ``(C*kh*kw, n*OH*OW)``, twice
+        (the second for :meth:`scatter_columns`)."""
         start, stop = self.chunks[index]
         C, (kh, kw), (oh, ow) = self.shape[1], self.kernel, self.out_hw
-        return scratch(f"conv2d.grad_cols.{worker}", (C * kh * kw, (stop - start) * oh * ow),
+        cols = scratch(f"conv2d.grad_cols.{worker}", (C * kh * kw, (stop - start) * oh * ow),
                        self.dtype)
+        return cols, cols
 
-    def scatter_columns(self, index: int, worker: int, grad_x: NDArray) -> None:
-        """col2im of the chunk's column gradients (in :meth:`grad_columns_target`), then the
-        pixels into ``grad_x``."""
-        grad_cols = self.grad_columns_target(index, worker)
+    def scatter_columns(self, index: int, grad_cols: NDArray, worker: int,
+                        grad_x: NDArray) -> None:
+        """col2im of the chunk's column gradients ``grad_cols``, then the pixels into
+        ``grad_x``."""
         start, stop = self.chunks[index]
         shape = (stop - start,) + self.xp.shape[1:]
         grad_xp = col2im(grad_cols, shape, self.kernel, self.stride, self.dilation)

@@ -12,6 +12,7 @@ backward passes at the same time must not share a process (or call ``clear_scrat
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -19,7 +20,8 @@ from numpy.typing import DTypeLike, NDArray
 from .window import ColumnFrame, Pair
 
 _pool: dict[tuple[str, np.dtype], NDArray] = {}
-_frames: dict[tuple, ColumnFrame] = {}
+_frames: dict[tuple, ColumnFrame] = {}  # in order of use, the most recent last
+_frames_lock = threading.Lock()
 _MAX_FRAMES = 16
 
 
@@ -39,20 +41,24 @@ def column_frame(key: str, channels: int, padded_hw: Pair, kernel_size: Pair,
     """A :class:`~handgrad.ops.window.ColumnFrame` of this geometry shared by all users of
     ``key`` (its zero gaps are made once; its columns are valid until the next call).
 
-    Frames are kept per key and geometry, at most 16 of them (the oldest is dropped).
+    Frames are kept per key and geometry, at most 16 of them (the least recently used is
+    dropped; a caller keeps using the frame object it was given). Safe to call from the
+    threads of ``run_chunks`` (one key per thread).
     """
     geometry = (key, channels, tuple(padded_hw), tuple(kernel_size), tuple(dilation),
                 np.dtype(dtype))
-    frame = _frames.get(geometry)
-    if frame is None:
-        if len(_frames) >= _MAX_FRAMES:
-            del _frames[next(iter(_frames))]
-        frame = _frames[geometry] = ColumnFrame(channels, padded_hw, kernel_size, dilation,
-                                                dtype)
+    with _frames_lock:
+        frame = _frames.pop(geometry, None)
+        if frame is None:
+            if len(_frames) >= _MAX_FRAMES:
+                del _frames[next(iter(_frames))]
+            frame = ColumnFrame(channels, padded_hw, kernel_size, dilation, dtype)
+        _frames[geometry] = frame  # (re)inserted last: the most recently used
     return frame
 
 
 def clear_scratch() -> None:
     """Release every scratch array and column frame (they are re-created on demand)."""
     _pool.clear()
-    _frames.clear()
+    with _frames_lock:
+        _frames.clear()

@@ -155,6 +155,30 @@ def test_conv2d_layers_taking_turns_match_the_reference():
             np.testing.assert_allclose(layer.bias.grad, gb_ref, rtol=1e-10, atol=1e-12)
 
 
+def test_conv2d_col2im_uses_the_frame_it_wrote_even_if_evicted(monkeypatch):
+    # Column frames are kept in a bounded pool shared by threads: the backward must sum the
+    # frame its multiply wrote into, even when the pool dropped that frame in between.
+    from handgrad.layers import conv as conv_module
+    from handgrad.ops import workspace
+
+    real = conv_module.column_frame
+
+    def evicting(*args, **kwargs):
+        frame = real(*args, **kwargs)
+        workspace.clear_scratch()  # another thread filled the pool meanwhile
+        return frame
+
+    monkeypatch.setattr(conv_module, "column_frame", evicting)
+    layer = Conv2d(2, 5, 3, padding=1, dtype=np.float64, rng=0)  # out > in: col2im path
+    x = np.random.default_rng(0).standard_normal((3, 2, 5, 6))
+    y = layer(x)
+    grad_out = np.random.default_rng(1).standard_normal(y.shape)
+    grad_x = layer.backward(grad_out)
+    pads = resolve_padding(1, layer.kernel_size, layer.stride, layer.dilation)
+    _, (gx_ref, _, _) = _reference(layer, x, pads, grad_out)
+    np.testing.assert_allclose(grad_x, gx_ref, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv2d_empty_batch_gives_zero_parameter_gradients(stride):
     # As PyTorch: a batch of 0 images is a valid input; its gradients are all zero.

@@ -244,9 +244,13 @@ def test_column_frames_are_kept_per_key_and_geometry():
               column_frame("test.frame", 2, (6, 10), (3, 3), (1, 1), np.float32),
               column_frame("test.frame.1", 2, (6, 9), (3, 3), (1, 1), np.float32)]
     assert all(f is not a for f in others) and len({id(f) for f in others}) == 3
-    for width in range(11, 30):  # at most 16 are kept: the oldest went first
+    for width in range(11, 30):  # at most 16 are kept: the least recently used goes first
         column_frame("test.frame", 1, (4, width), (3, 3), (1, 1), np.float32)
     assert column_frame("test.frame", 2, (6, 9), (3, 3), (1, 1), np.float32) is not a
+    b = column_frame("test.frame", 3, (6, 9), (3, 3), (1, 1), np.float32)
+    for width in range(11, 40):  # used between the others: it stays
+        column_frame("test.frame", 1, (4, width), (3, 3), (1, 1), np.float32)
+        assert column_frame("test.frame", 3, (6, 9), (3, 3), (1, 1), np.float32) is b
     clear_scratch()
 
 
