@@ -241,24 +241,26 @@ def run_chunks(work: Callable[[int, Chunk], None], chunks: Sequence[Chunk],
     if not _workers_lock.acquire(blocking=False):  # another thread is using the workers
         _run_share(work, 0, queue)
         return 1
-    blas = _blas_controllers()
-    saved = [c.get() for c in blas]
     try:
-        for c in blas:
-            c.set(1)
-        workers = _started_workers(threads - 1)
-        for worker in workers:
-            worker.start(work, queue)
+        blas = _blas_controllers()
+        saved = [c.get() for c in blas]
         try:
-            _run_share(work, 0, queue)
+            for c in blas:
+                c.set(1)
+            workers = _started_workers(threads - 1)
+            for worker in workers:
+                worker.start(work, queue)
+            try:
+                _run_share(work, 0, queue)
+            finally:
+                errors = [worker.wait() for worker in workers]
+            for error in errors:
+                if error is not None:
+                    raise error
         finally:
-            errors = [worker.wait() for worker in workers]
-        for error in errors:
-            if error is not None:
-                raise error
+            for c, n in zip(blas, saved):
+                c.set(n)
     finally:
-        for c, n in zip(blas, saved):
-            c.set(n)
         _workers_lock.release()
     return threads
 

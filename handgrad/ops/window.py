@@ -306,7 +306,7 @@ class ColumnFrame:
         if min(channels, oh, ow) < 1:
             raise ValueError(f"ColumnFrame: a {kh}x{kw} kernel with dilation {dilation} does "
                              f"not fit a padded image of {padded_hw} ({channels} channels)")
-        self.geometry = (channels, Hp, Wp, kh, kw, dh, dw, np.dtype(dtype))
+        self.shape = (channels, Hp, Wp)  # of the image col2im gives
         rows, span = channels * kh * kw, oh * Wp
         # The reads reach back i*dh*Wp + j*dw before a row and (dh*(kh-1))*Wp past its end.
         self.gap = dh * (kh - 1) * Wp + dw * (kw - 1)
@@ -325,7 +325,7 @@ class ColumnFrame:
     def col2im(self, out: NDArray | None = None) -> NDArray:
         """The ``(C, Hp, Wp)`` image of the columns summed back onto their pixels (into
         ``out``, C-contiguous of that shape, when given)."""
-        C, Hp, Wp = self.geometry[:3]
+        C, Hp, Wp = self.shape
         if out is None:
             out = np.empty((C, Hp, Wp), self.columns.dtype)
         elif out.shape != (C, Hp, Wp) or not out.flags.c_contiguous:
