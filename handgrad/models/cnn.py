@@ -16,8 +16,13 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, dtype: DTypeLike = np.fl
            rng=None) -> Sequential:
     """LeNet-5 for 28x28 images (the ``lenet`` workload of DESIGN.md), with ReLU and max-pool.
 
-    ``conv5(6, pad 2) -> ReLU -> maxpool2 -> conv5(16) -> ReLU -> maxpool2 -> Flatten ->
+    ``conv5(6, pad 2) -> maxpool2 -> ReLU -> conv5(16) -> maxpool2 -> ReLU -> Flatten ->
     Linear(400, 120) -> ReLU -> Linear(120, 84) -> ReLU -> Linear(84, num_classes)``.
+
+    Each ReLU comes after its max-pool, as the activation came after subsampling in the
+    original LeNet-5: the same function and the same gradients as ReLU before the pool
+    (ReLU is non-decreasing, so it commutes with a maximum; a window whose maximum is not
+    positive passes no gradient either way), on a quarter of the values.
 
     Shape: input ``(N, in_channels, 28, 28)``, output ``(N, num_classes)`` (logits).
 
@@ -29,11 +34,11 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, dtype: DTypeLike = np.fl
     rng = resolve_rng(rng)
     return Sequential(
         Conv2d(in_channels, 6, 5, padding=2, dtype=dtype, rng=rng),  # (N, 6, 28, 28)
-        ReLU(),
         MaxPool2d(2),  # (N, 6, 14, 14)
-        Conv2d(6, 16, 5, dtype=dtype, rng=rng),  # (N, 16, 10, 10)
         ReLU(),
+        Conv2d(6, 16, 5, dtype=dtype, rng=rng),  # (N, 16, 10, 10)
         MaxPool2d(2),  # (N, 16, 5, 5)
+        ReLU(),
         Flatten(),  # (N, 400)
         Linear(16 * 5 * 5, 120, dtype=dtype, rng=rng),
         ReLU(),
@@ -47,7 +52,7 @@ def digits_cnn(num_classes: int = 10, in_channels: int = 1, dtype: DTypeLike = n
                rng=None) -> Sequential:
     """A small CNN for 8x8 images (scikit-learn's digits), with BatchNorm.
 
-    ``conv3(16, pad 1) -> BN -> ReLU -> conv3(32, pad 1) -> BN -> ReLU -> maxpool2 ->
+    ``conv3(16, pad 1) -> BN -> ReLU -> conv3(32, pad 1) -> BN -> maxpool2 -> ReLU ->
     Flatten -> Linear(512, 64) -> ReLU -> Linear(64, num_classes)``; the convolutions have
     no bias (BatchNorm's bias replaces it).
 
@@ -66,8 +71,8 @@ def digits_cnn(num_classes: int = 10, in_channels: int = 1, dtype: DTypeLike = n
         ReLU(),
         Conv2d(16, 32, 3, padding=1, bias=False, dtype=dtype, rng=rng),  # (N, 32, 8, 8)
         BatchNorm2d(32, dtype=dtype),
-        ReLU(),
         MaxPool2d(2),  # (N, 32, 4, 4)
+        ReLU(),  # after the pool: the same function as before it (see lenet5), 4x cheaper
         Flatten(),  # (N, 512)
         Linear(32 * 4 * 4, 64, dtype=dtype, rng=rng),
         ReLU(),

@@ -93,8 +93,8 @@ def torch_lenet5(num_classes=10, in_channels=1):
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Conv2d(in_channels, 6, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+        nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, num_classes))
 
@@ -104,8 +104,8 @@ def torch_digits_cnn(num_classes=10):
 
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(512, 64), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.MaxPool2d(2),
+        nn.ReLU(), nn.Flatten(), nn.Linear(512, 64), nn.ReLU(),
         nn.Linear(64, num_classes))
 
 
@@ -194,6 +194,38 @@ def test_models_take_dtype_and_rng():
                 assert vc.dtype == np.float64 and va.dtype == np.float32, key
         assert any(not np.array_equal(va, vc) for va, vc in
                    zip(a.state_dict().values(), c.state_dict().values()))
+
+
+@pytest.mark.parametrize("make, shape, pools", [
+    (lenet5, (6, 1, 28, 28), (1, 4)),
+    (digits_cnn, (6, 1, 8, 8), (5,)),
+])
+def test_relu_after_max_pool_is_the_same_as_before_it(make, shape, pools):
+    """lenet5 and digits_cnn put ReLU after each max-pool (cheaper): outputs, input and
+    parameter gradients are exactly those of the usual order, ReLU first, with the same
+    layers; random inputs give windows whose maximum is negative too."""
+    from handgrad.layers import Sequential
+
+    model = make(dtype=np.float64, rng=5)
+    layers = list(model)
+    classic = list(layers)
+    for p in pools:  # MaxPool2d at p, its ReLU at p + 1: swap them back
+        assert type(layers[p]).__name__ == "MaxPool2d" and type(layers[p + 1]).__name__ == "ReLU"
+        classic[p], classic[p + 1] = layers[p + 1], layers[p]
+    x = np.random.default_rng(6).normal(size=shape)
+    results = []
+    for net in (Sequential(*classic), model):
+        net.zero_grad()
+        y = net(x)
+        g = np.random.default_rng(7).normal(size=y.shape)
+        gx = net.backward(g)
+        results.append((y, gx, [q.grad.copy() for q in net.parameters()]))
+    (y0, gx0, grads0), (y1, gx1, grads1) = results
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(gx1, gx0)
+    assert np.count_nonzero(gx0) and len(grads0) == len(grads1)
+    for a, b in zip(grads1, grads0):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_arguments():
