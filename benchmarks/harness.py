@@ -107,7 +107,15 @@ def measure_point(workers, name, params, opts, record_memory=True) -> dict:
     """Set up ``name`` at ``params`` in every worker, then interleave timed rounds."""
     out = {"workload": name, "params": params, "variants": {}}
     live = []
+    # Every worker must have finished starting (importing its framework: a second or more
+    # of CPU) before any of them calibrates: otherwise the first worker's warm-up steps run
+    # beside the other's start-up, its step estimate comes out several times too long and
+    # its rounds get only a handful of steps (measured: handgrad's lenet 4 steps per round
+    # instead of ~30, ratio 1.35 instead of 0.98, while torch calibrated undisturbed).
+    for worker in workers.values():
+        worker.ready()
     for variant, worker in workers.items():
+        time.sleep(opts.pause)  # as before each round: the other worker's threads go idle
         reply = worker.request("setup", name=name, params=params, warmup=opts.warmup,
                                round_time=opts.round_time, max_steps=opts.max_steps)
         entry = {"status": reply["status"], "detail": reply.get("detail", ""),

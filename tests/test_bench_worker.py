@@ -24,3 +24,35 @@ def test_setup_times_at_least_a_few_steps_per_round():
     if reply["status"] != "ok":
         pytest.skip(reply["detail"])
     assert reply["steps"] == worker.MIN_ROUND_STEPS
+
+
+def test_no_worker_calibrates_while_another_is_still_starting():
+    # Both workers are started at once; a worker's warm-up (which sets its steps per round)
+    # must not run beside the other's start-up (importing torch takes a second or more).
+    harness = pytest.importorskip("benchmarks.harness")
+    events = []
+
+    class FakeWorker:
+        def __init__(self, name):
+            self.name, self.started = name, False
+
+        def ready(self):
+            if not self.started:
+                events.append(("ready", self.name))
+                self.started = True
+
+        def request(self, cmd, **kwargs):
+            self.ready()
+            events.append((cmd, self.name))
+            if cmd == "setup":
+                return {"status": "ok", "steps": 3}
+            return {"times": [1e-3] * 3, "faults_per_step": 0.0, "peak_rss_mb": 1.0}
+
+    class Opts:
+        warmup, round_time, max_steps, rounds, pause = 2, 0.2, 100, 2, 0.0
+
+    workers = {"handgrad": FakeWorker("handgrad"), "torch": FakeWorker("torch")}
+    point = harness.measure_point(workers, "mlp", {"batch": 4}, Opts())
+    first_setup = events.index(("setup", "handgrad"))
+    assert {("ready", "handgrad"), ("ready", "torch")} <= set(events[:first_setup])
+    assert point["variants"]["torch"]["steps"] == 6
