@@ -213,6 +213,8 @@ def test_relu_after_max_pool_is_the_same_as_before_it(make, shape, pools):
         assert type(layers[p]).__name__ == "MaxPool2d" and type(layers[p + 1]).__name__ == "ReLU"
         classic[p], classic[p + 1] = layers[p + 1], layers[p]
     x = np.random.default_rng(6).normal(size=shape)
+    pooled = Sequential(*layers[:pools[0] + 1])(x)  # windows of both signs reach a ReLU
+    assert (pooled < 0).any() and (pooled > 0).any()
     results = []
     for net in (Sequential(*classic), model):
         net.zero_grad()
