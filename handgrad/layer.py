@@ -366,18 +366,6 @@ class Layer:
                 return dtype
         return None
 
-    # ------------------------------------------------------------------ summary
-    def summary(self, input_shape: Any = None, dtype: DTypeLike | None = None, **kwargs: Any):
-        """Table of layers: output shapes, parameter counts, bytes cached for backward.
-
-        ``input_shape`` includes the batch dimension; ``dtype`` defaults to the model's.
-        Runs one training-mode forward on a copy of the model (the model itself is
-        untouched). See ``handgrad.summary.summary``. ``print(model.summary((32, 1, 28, 28)))``.
-        """
-        from .summary import summary
-
-        return summary(self, input_shape, dtype, **kwargs)
-
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
         return ""

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..checkpoint import rng_state, set_rng_state
-from ..random import resolve_rng, spawn_rng
+from ..random import resolve_rng, rng_state, set_rng_state, spawn_rng
 
 __all__ = ["TensorDataset", "Subset", "DataLoader", "random_split", "train_val_split"]
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 from .optimizer import Optimizer
@@ -109,25 +108,3 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
                              f"{len(optimizer.param_groups)}.")
         return list(value)
     return [value] * len(optimizer.param_groups)
-
-
-def _check_schedulers(owner: str, optimizer: Optimizer | None,
-                      schedulers: Sequence[LRScheduler]) -> Optimizer:
-    """Shared checks of SequentialLR and ChainedScheduler; returns the common optimizer."""
-    from ._plateau import ReduceLROnPlateau
-
-    if len(schedulers) < 1:
-        raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler.")
-    optimizer = optimizer or schedulers[0].optimizer
-    for i, scheduler in enumerate(schedulers):
-        if not hasattr(scheduler, "optimizer"):
-            raise TypeError(f"{owner} at index {i} should have `optimizer` as its attribute.")
-        if isinstance(scheduler, ReduceLROnPlateau):
-            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
-                             "requires additional kwargs to be specified when calling `step`, "
-                             f"but got one at index {i} in the given schedulers sequence.")
-        if scheduler.optimizer is not optimizer:
-            raise ValueError(f"{owner} expects all schedulers to belong to the same "
-                             f"optimizer, but got scheduler {type(scheduler).__name__} at "
-                             f"index {i} with a different optimizer.")
-    return optimizer

@@ -25,7 +25,7 @@ from typing import Any
 
 from ._cyclic_schedulers import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
 from ._plateau import ReduceLROnPlateau
-from ._scheduler_base import LRScheduler, _check_schedulers
+from ._scheduler_base import LRScheduler
 from .optimizer import Optimizer
 
 __all__ = [
@@ -272,6 +272,26 @@ class _Composite(LRScheduler):
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
         for scheduler, saved in zip(self._schedulers, children, strict=True):
             scheduler.load_state_dict(saved)
+
+
+def _check_schedulers(owner: str, optimizer: Optimizer | None,
+                      schedulers: Sequence[LRScheduler]) -> Optimizer:
+    """Shared checks of SequentialLR and ChainedScheduler; returns the common optimizer."""
+    if len(schedulers) < 1:
+        raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler.")
+    optimizer = optimizer or schedulers[0].optimizer
+    for i, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{owner} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
+                             "requires additional kwargs to be specified when calling `step`, "
+                             f"but got one at index {i} in the given schedulers sequence.")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(f"{owner} expects all schedulers to belong to the same "
+                             f"optimizer, but got scheduler {type(scheduler).__name__} at "
+                             f"index {i} with a different optimizer.")
+    return optimizer
 
 
 class SequentialLR(_Composite):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import handgrad as hg
 from handgrad.models import cifar_resnet
-from handgrad.train import fit
+from handgrad.training.fit import fit
 
 
 def grads(model):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .layer import Layer
+from ..layer import Layer
 
 
 def _non_finite(value: Any) -> bool:

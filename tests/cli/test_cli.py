@@ -9,7 +9,8 @@ import pytest
 
 import handgrad
 from handgrad import cli
-from handgrad.train import load_checkpoint
+from handgrad.cli import bench
+from handgrad.training.fit import load_checkpoint
 
 SUMMARY = re.compile(r"test accuracy (\d+\.\d+)% .* after (\d+) epochs in [\d.]+ s")
 
@@ -114,7 +115,7 @@ def test_gradcheck_command_fails_with_status_1(capsys, monkeypatch):
         report.rows[0].passed = False
         return [("Linear", report), ("Boom", RuntimeError("exploded"))], ["NewLayer"]
 
-    monkeypatch.setattr("handgrad.selfcheck.check_all", broken)
+    monkeypatch.setattr("handgrad.inspect.selfcheck.check_all", broken)
     status, out, err = run(capsys, "gradcheck")
     assert status == 1
     assert "Boom: FAILED with RuntimeError: exploded" in out
@@ -123,8 +124,8 @@ def test_gradcheck_command_fails_with_status_1(capsys, monkeypatch):
 
 
 def test_bench_without_torch_says_how_to_install(capsys, monkeypatch):
-    real = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec",
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(bench.importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real(name, *a))
     status, out, err = run(capsys, "bench")
     assert status == 0
@@ -132,8 +133,8 @@ def test_bench_without_torch_says_how_to_install(capsys, monkeypatch):
 
 
 def test_bench_without_benchmarks_folder(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: object())
-    monkeypatch.setattr(cli, "benchmarks_dir", lambda: tmp_path / "benchmarks")
+    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setattr(bench, "benchmarks_dir", lambda: tmp_path / "benchmarks")
     status, out, err = run(capsys, "bench")
     assert status == 0
     assert "not here" in out and "source checkout" in out

@@ -1,4 +1,4 @@
-"""``model.summary(input_shape)``: per-layer output shapes, parameters and backward caches.
+"""``handgrad.summary(model, input_shape)``: per-layer output shapes, parameters, caches.
 
 The summary runs one training-mode forward pass on a private deep copy of the model (so
 the model's running statistics, dropout generators and caches are untouched), recording
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .layer import Layer
+from ..layer import Layer
 
 __all__ = ["summary", "Summary", "SummaryRow", "cached_bytes"]
 
@@ -93,7 +93,7 @@ def _format_bytes(n: float) -> str:
 
 
 class Summary:
-    """The result of ``model.summary(...)``: ``rows`` plus totals; ``str()`` is the table."""
+    """The result of ``summary(model, ...)``: ``rows`` plus totals; ``str()`` is the table."""
 
     def __init__(self, model_name: str, rows: list[SummaryRow], input_desc: str,
                  output_desc: str, param_bytes: int):

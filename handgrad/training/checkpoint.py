@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -31,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .layer import Layer
+from ..layer import Layer
+from ..random import generator_from_state, rng_state, set_rng_state
 
 __all__ = ["save", "load", "load_into", "rng_state", "set_rng_state", "generator_from_state"]
 
@@ -40,73 +40,6 @@ FORMAT_VERSION = 1
 _META_KEY = "__handgrad__"
 _ARRAY_KINDS = "biufcUS"
 _SAFE_INT = 2**53  # larger ints are written as strings (JSON readers lose precision)
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-# ---------------------------------------------------------------------- generator state
-def _jsonable_state(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable_state(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [_jsonable_state(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable_state(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return value
-
-
-def _restore_state(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _restore_state(v) for k, v in value.items()}
-    if isinstance(value, list):
-        items = [_restore_state(v) for v in value]
-        if items and all(isinstance(v, int) for v in items):
-            return np.asarray(items, dtype=np.uint64 if max(items) >= 2**63 else np.int64)
-        return items
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-        return int(value)
-    return value
-
-
-def rng_state(generator: np.random.Generator) -> dict:
-    """The state of ``generator`` as JSON-able data (every integer written as a string).
-
-    PCG64's 128-bit state does not fit JSON numbers read by most tools, hence the strings.
-    Restore with ``set_rng_state(generator, state)`` or ``generator_from_state(state)``.
-    """
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"rng_state: expected a numpy.random.Generator, got "
-                        f"{type(generator).__name__}")
-    return _jsonable_state(generator.bit_generator.state)
-
-
-def set_rng_state(generator: np.random.Generator, state: Mapping) -> np.random.Generator:
-    """Put ``generator`` into ``state`` (from ``rng_state``, or a raw bit_generator.state)."""
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"set_rng_state: expected a numpy.random.Generator, got "
-                        f"{type(generator).__name__}")
-    state = _restore_state(dict(state))
-    name = type(generator.bit_generator).__name__
-    if state.get("bit_generator") != name:
-        raise ValueError(
-            f"set_rng_state: the state is for bit generator {state.get('bit_generator')!r}, "
-            f"but the generator uses {name!r}"
-        )
-    generator.bit_generator.state = state
-    return generator
-
-
-def generator_from_state(state: Mapping) -> np.random.Generator:
-    """A new ``numpy.random.Generator`` in ``state`` (from ``rng_state``)."""
-    name = dict(state).get("bit_generator")
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"generator_from_state: unknown bit generator {name!r}; expected one "
-                         f"of {', '.join(_BIT_GENERATORS)}")
-    generator = np.random.Generator(getattr(np.random, name)())
-    return set_rng_state(generator, state)
 
 
 # ---------------------------------------------------------------------- encoding

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .cli import DEFAULT_DATASET, DEFAULTS, UsageError
+from .common import DEFAULT_DATASET, DEFAULTS, UsageError, build_training, save_plots
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 
@@ -46,7 +46,7 @@ def check_pairing(model: str, dataset: str) -> None:
 
 def load_images(dataset: str, data_path: str | None, seed: int) -> dict[str, Any]:
     """Train and test arrays ``(x, y)`` of an image dataset (test: a held-out split for digits)."""
-    from . import data
+    from .. import data
 
     if dataset == "digits":
         if data_path is not None:
@@ -99,7 +99,7 @@ def prepare_images(model: str, split: dict[str, Any]) -> dict[str, Any]:
 def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
                 augment: bool) -> Any:
     """A shuffling DataLoader; CIFAR-10 gets random crops (padding 4) and horizontal flips."""
-    from .data import Compose, DataLoader, RandomCrop, RandomHorizontalFlip
+    from ..data import Compose, DataLoader, RandomCrop, RandomHorizontalFlip
 
     transform = None
     if augment:
@@ -111,67 +111,22 @@ def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
 # ---------------------------------------------------------------------------- model
 def build_model(model: str, x_shape: tuple[int, ...], num_classes: int, rng: Any) -> Any:
     if model == "mlp":
-        from .models.mlp import mlp
+        from ..models.mlp import mlp
 
         return mlp(int(np.prod(x_shape[1:])), num_classes=num_classes, rng=rng)
     if model == "cnn":
-        from .models.cnn import digits_cnn
+        from ..models.cnn import digits_cnn
 
         return digits_cnn(in_channels=x_shape[1], num_classes=num_classes, rng=rng)
     if model == "lenet5":
-        from .models.cnn import lenet5
+        from ..models.cnn import lenet5
 
         return lenet5(in_channels=x_shape[1], num_classes=num_classes, rng=rng)
     if model == "resnet20":
-        from . import models
+        from .. import models
 
         return models.resnet20(num_classes=num_classes, rng=rng)
     raise UsageError(f"unknown model {model!r}")
-
-
-def build_optimizer(name: str, params: list, lr: float, weight_decay: float) -> Any:
-    from . import optim
-
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return optim.AdamW(params, lr=lr, weight_decay=weight_decay or 1e-2)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    return optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-
-
-def build_scheduler(name: str, optimizer: Any, lr: float, epochs: int,
-                    steps_per_epoch: int) -> Any:
-    from .optim import lr_scheduler
-
-    if name == "none":
-        return None
-    if name == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
-    if name == "cosine":
-        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if name == "onecycle":
-        # Momentum is cycled only where it exists by default (SGD with momentum, Adam's beta1).
-        cycle = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                       cycle_momentum=cycle)
-    return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
-
-
-def build_training(settings: dict[str, Any], model: Any, steps_per_epoch: int) -> tuple:
-    """The optimizer and scheduler of ``settings``; a bad combination is a UsageError."""
-    try:
-        optimizer = build_optimizer(settings["optimizer"], list(model.parameters()),
-                                    settings["lr"], settings["weight_decay"])
-        scheduler = build_scheduler(settings["scheduler"], optimizer, settings["lr"],
-                                    settings["epochs"], steps_per_epoch)
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"--optimizer {settings['optimizer']} --scheduler "
-                         f"{settings['scheduler']} --lr {settings['lr']:g}: {error}") from None
-    return optimizer, scheduler
 
 
 # ---------------------------------------------------------------------------- run
@@ -185,7 +140,7 @@ def _resume_path(resume: str) -> Path:
 
 
 def _load_resume(resume: str) -> dict[str, Any]:
-    from .train import load_checkpoint
+    from ..training.fit import load_checkpoint
 
     path = _resume_path(resume)
     try:
@@ -195,9 +150,9 @@ def _load_resume(resume: str) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from . import callbacks as cb
-    from .losses import CrossEntropyLoss
-    from .train import CheckpointMismatchError, evaluate, fit
+    from ..losses import CrossEntropyLoss
+    from ..training import callbacks as cb
+    from ..training.fit import CheckpointMismatchError, evaluate, fit
 
     model_name = args.model
     dataset = args.dataset or DEFAULT_DATASET[model_name]
@@ -210,7 +165,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     resume_state = _load_resume(args.resume) if args.resume else None
     if dataset == "text":
-        from .cli_text import run_text
+        from .text import run_text
 
         return run_text(args, settings, resume_state)
 
@@ -222,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
         x_train, y_train = x_train[:args.max_samples], y_train[:args.max_samples]
     val = None
     if args.val_fraction > 0:
-        from .data import train_val_split
+        from ..data import train_val_split
 
         (x_train, y_train), val = train_val_split(x_train, y_train, args.val_fraction,
                                                   rng=args.seed + 1, stratify=True)
@@ -253,7 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     test = evaluate(model, split["test"], CrossEntropyLoss(), batch_size=512)
     if args.plot:
-        _plots(history, args.plot, say)
+        save_plots(history, args.plot, say)
     elapsed = time.perf_counter() - started
     print(f"{model_name} on {dataset}: test accuracy {100 * test['accuracy']:.2f}% "
           f"(loss {test['loss']:.4f}, {split['test_name']} of {len(split['test'][0])}) after "
@@ -261,14 +216,3 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plots(history: Any, folder: str, say: Any) -> None:
-    try:
-        from .plot import plot_grad_norms, plot_history
-    except ImportError as error:  # pragma: no cover - matplotlib is an optional extra
-        raise UsageError(str(error)) from None
-    try:
-        curves = plot_history(history, Path(folder) / "history.png")
-        norms = plot_grad_norms(history, Path(folder) / "grad_norms.png")
-    except ImportError as error:
-        raise UsageError(str(error)) from None
-    say(f"plots: {curves}, {norms}")

@@ -1,4 +1,4 @@
-"""model.summary(): rows, shapes, parameter counts, cached bytes, no side effects."""
+"""hg.summary(model): rows, shapes, parameter counts, cached bytes, no side effects."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import handgrad as hg
+from handgrad.inspect.summary import Summary, cached_bytes
 from handgrad.parameter import Parameter
-from handgrad.summary import Summary, cached_bytes
 
 
 class Caches(hg.Layer):
@@ -40,7 +40,7 @@ def _mlp():
 
 def test_mlp_rows_shapes_and_params():
     model = _mlp()
-    s = model.summary((5, 6))
+    s = hg.summary(model, (5, 6))
     assert isinstance(s, Summary)
     assert [r.name for r in s.rows] == ["0", "1", "2"]
     assert [r.type for r in s.rows] == ["Linear", "ReLU", "Linear"]
@@ -60,7 +60,7 @@ def test_mlp_rows_shapes_and_params():
 def test_frozen_parameters_are_not_trainable():
     model = _mlp()
     model[0].requires_grad_(False)
-    s = model.summary((2, 6))
+    s = hg.summary(model, (2, 6))
     assert s.total_params == 38 and s.trainable_params == 10
 
 
@@ -100,7 +100,7 @@ def test_summary_leaves_model_untouched():
     model.eval()
     before = {k: v.copy() for k, v in model.state_dict().items()}
     dropout_state = model[3].rng.bit_generator.state
-    s = model.summary((2, 1, 4, 4))
+    s = hg.summary(model, (2, 1, 4, 4))
     assert s.rows[1].output_shape == "(2, 3, 4, 4)" and s.rows[4].output_shape == "(2, 48)"
     assert s.rows[0].cached_bytes > 0  # measured in training mode although the model is in eval
     for key, value in model.state_dict().items():
@@ -113,13 +113,13 @@ def test_summary_leaves_model_untouched():
 def test_nested_containers_use_dotted_names():
     model = hg.Sequential(hg.Residual(hg.Sequential(hg.Linear(3, 3), hg.Tanh())),
                           hg.Linear(3, 1))
-    s = model.double().summary((4, 3))
+    s = hg.summary(model.double(), (4, 3))
     assert [r.name for r in s.rows] == ["0.body.0", "0.body.1", "1"]
     assert "float64" in s.input_shape
 
 
 def test_tuple_outputs_and_integer_inputs_are_handled():
-    s = Pair().summary((3, 2), dtype=np.int64)
+    s = hg.summary(Pair(), (3, 2), dtype=np.int64)
     assert s.rows[0].output_shape == "[(3, 2), (2,)]"
     assert s.output_shape == "[(3, 2), (2,)]"
 
@@ -127,7 +127,7 @@ def test_tuple_outputs_and_integer_inputs_are_handled():
 def test_recurrent_layer_summary():
     recurrent = pytest.importorskip("handgrad.layers.recurrent")
     model = hg.Sequential(recurrent.LSTM(5, 7), hg.Linear(7, 3))
-    s = model.summary((6, 2, 5))
+    s = hg.summary(model, (6, 2, 5))
     assert s.rows[0].type == "LSTM" and s.rows[0].output_shape == "(6, 2, 7)"
     assert s.rows[0].params == 4 * 7 * (5 + 7) + 2 * 4 * 7
     assert s.rows[0].cached_bytes > 0
@@ -136,11 +136,11 @@ def test_recurrent_layer_summary():
 def test_bad_input_shape_gives_clear_error():
     with pytest.raises(ValueError, match=r"summary: forward of Sequential on an input of shape "
                                          r"\(5, 7\)"):
-        _mlp().summary((5, 7))
+        hg.summary(_mlp(), (5, 7))
     with pytest.raises(ValueError, match="input_shape"):
-        _mlp().summary()
+        hg.summary(_mlp())
     with pytest.raises(ValueError, match="positive"):
-        _mlp().summary((0, 6))
+        hg.summary(_mlp(), (0, 6))
 
 
 class TwoInputs(hg.Layer):
@@ -150,5 +150,5 @@ class TwoInputs(hg.Layer):
 
 def test_explicit_input_and_extra_forward_arguments():
     x = np.ones((2, 3), np.float32)
-    s = TwoInputs().summary(x=x, args=(np.float32(2.0),))
+    s = hg.summary(TwoInputs(), x=x, args=(np.float32(2.0),))
     assert s.rows[0].output_shape == "(2, 3)" and s.rows[0].calls == 1

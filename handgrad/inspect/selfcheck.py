@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import layers as L
-from . import losses as losses_module
+from .. import layers as L
+from .. import losses as losses_module
+from ..layer import Layer
 from .gradcheck import GradcheckReport, gradcheck
-from .layer import Layer
 
 
 @dataclass

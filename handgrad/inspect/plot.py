@@ -1,10 +1,10 @@
 """Plots of a training run, saved as PNG files (matplotlib, the optional ``plot`` extra).
 
-    from handgrad.plot import plot_history, plot_grad_norms
+    from handgrad.inspect import plot_history, plot_grad_norms
     plot_history(history, "curves.png")        # loss and accuracy per epoch, train and val
     plot_grad_norms(history, "grad_norms.png") # per-layer gradient norms, log scale
 
-Both take the ``History`` that ``handgrad.train.fit`` returns (or its ``.history`` dict for
+Both take the ``History`` that ``handgrad.fit`` returns (or its ``.history`` dict for
 ``plot_history``) and use matplotlib's non-interactive Agg backend, so they work on a
 machine without a display.
 """
@@ -22,7 +22,7 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise ImportError(
-            "handgrad.plot needs matplotlib, which is not installed; install it with "
+            "handgrad.inspect.plot needs matplotlib, which is not installed; install it with "
             "`pip install matplotlib` (or `pip install -e \".[plot]\"`)"
         ) from None
     matplotlib.use("Agg", force=True)
@@ -92,7 +92,7 @@ def plot_grad_norms(history: Any, path: str | os.PathLike, title: str | None = N
     if not norms:
         raise ValueError(
             "plot_grad_norms: the history has no gradient norms (pass the History returned "
-            "by handgrad.train.fit)"
+            "by handgrad.fit)"
         )
     epochs = list(getattr(history, "epoch", None) or range(1, len(next(iter(norms.values()))) + 1))
     fig, ax = plt.subplots(figsize=(8, 5))

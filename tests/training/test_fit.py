@@ -1,4 +1,4 @@
-"""Tests for handgrad.train (fit/evaluate/predict) and handgrad.callbacks."""
+"""Tests for handgrad.training: fit/evaluate/predict and the callbacks."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import handgrad as hg
-from handgrad.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
 from handgrad.data import DataLoader
 from handgrad.layer import Layer
 from handgrad.losses import CrossEntropyLoss, MSELoss
 from handgrad.optim import SGD, Adam
-from handgrad.train import (
+from handgrad.training.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
+from handgrad.training.fit import (
     CheckpointMismatchError,
     History,
     accuracy_counts,

@@ -1,4 +1,4 @@
-"""Callbacks for ``handgrad.train.fit``: early stopping, checkpoints, a CSV log.
+"""Callbacks for ``handgrad.fit``: early stopping, checkpoints, a CSV log.
 
 A callback receives the running fit through ``self.run`` (set before ``on_train_begin``):
 ``run.model``, ``run.optimizer``, ``run.scheduler``, ``run.history``, ``run.epoch`` and

@@ -2,7 +2,7 @@
 
 The corpus is the Python standard library's source on this machine (``--data-path FILE``
 for another text file). The last 10% of the character stream is held out (validation).
-Training runs through ``handgrad.train.fit`` — same progress, checkpoints, resume and plots
+Training runs through ``handgrad.fit`` — same progress, checkpoints, resume and plots
 as the image models — with ``StatefulLM``, which carries the LSTM state from one chunk
 of ``SEQ_LEN`` characters to the next (values kept, gradient cut at the boundary) and
 restarts it from zero at every epoch and for every evaluation pass.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .cli import UsageError
-from .layer import Layer
+from ..layer import Layer
+from .common import UsageError, build_training, save_plots
 
 SEQ_LEN = 64
 CORPUS_CHARS = 200_000
@@ -72,7 +72,7 @@ class FlatTargets:
 
 
 def load_corpus(data_path: str | None) -> tuple[str, str]:
-    from .data import load_text, python_stdlib_corpus
+    from ..data import load_text, python_stdlib_corpus
 
     try:
         if data_path is None:
@@ -84,12 +84,11 @@ def load_corpus(data_path: str | None) -> tuple[str, str]:
 
 def run_text(args: argparse.Namespace, settings: dict[str, Any],
              resume_state: dict[str, Any] | None) -> int:
-    from . import callbacks as cb
-    from .cli_train import build_training
-    from .data import BPTTBatches, CharVocab
-    from .losses import CrossEntropyLoss
-    from .models import CharLM
-    from .train import CheckpointMismatchError, fit
+    from ..data import BPTTBatches, CharVocab
+    from ..losses import CrossEntropyLoss
+    from ..models import CharLM
+    from ..training import callbacks as cb
+    from ..training.fit import CheckpointMismatchError, fit
 
     started = time.perf_counter()
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
@@ -127,9 +126,7 @@ def run_text(args: argparse.Namespace, settings: dict[str, Any],
     except CheckpointMismatchError as error:
         raise UsageError(str(error)) from None
     if args.plot:
-        from .cli_train import _plots
-
-        _plots(history, args.plot, say)
+        save_plots(history, args.plot, say)
     last = history.last()
     sample = lm.generate("def ", 200, temperature=0.8, rng=args.seed, vocab=vocab)
     say("sample (temperature 0.8):\n" + "def " + sample)

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import handgrad
-from handgrad import checkpoint
-from handgrad.checkpoint import generator_from_state, rng_state, set_rng_state
+from handgrad.random import generator_from_state, rng_state, set_rng_state
+from handgrad.training import checkpoint
 
 
 def _model(hidden=5, seed=0):

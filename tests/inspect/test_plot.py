@@ -1,4 +1,4 @@
-"""Tests for handgrad.plot: PNG files from a History."""
+"""Tests for handgrad.inspect.plot: PNG files from a History."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from handgrad.train import History
+from handgrad.training.fit import History
 
 pytest.importorskip("matplotlib")
 
-from handgrad.plot import plot_grad_norms, plot_history  # noqa: E402
+from handgrad.inspect.plot import plot_grad_norms, plot_history  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .layer import Layer
+from ..layer import Layer
 
 
 class GradcheckError(AssertionError):

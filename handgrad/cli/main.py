@@ -10,43 +10,19 @@ that does not fit the dataset, a checkpoint of another architecture) prints one 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-MODELS = ("mlp", "cnn", "lenet5", "resnet20", "charlstm")
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "text")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
-TORCH_VERSION = "2.13.0"
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
-
-# ---------------------------------------------------------------------------- defaults
-# Per model: epochs, batch size, optimizer, learning rate, scheduler, weight decay.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "cnn": dict(epochs=8, batch_size=32, optimizer="adam", lr=3e-3, scheduler="onecycle",
-                weight_decay=0.0),
-    "mlp": dict(epochs=20, batch_size=64, optimizer="adam", lr=1e-3, scheduler="cosine",
-                weight_decay=0.0),
-    "lenet5": dict(epochs=10, batch_size=64, optimizer="adam", lr=1e-3, scheduler="cosine",
-                   weight_decay=0.0),
-    "resnet20": dict(epochs=30, batch_size=128, optimizer="sgd", lr=0.1, scheduler="cosine",
-                     weight_decay=5e-4),
-    "charlstm": dict(epochs=3, batch_size=32, optimizer="adam", lr=3e-3, scheduler="none",
-                     weight_decay=0.0),
-}
-DEFAULT_DATASET = {"cnn": "digits", "mlp": "digits", "lenet5": "digits",
-                   "resnet20": "cifar10", "charlstm": "text"}
+from .common import (
+    DATASETS,
+    DEFAULT_DATASET,
+    DEFAULTS,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    UsageError,
+    blas_threads,
+)
 
 
 # ---------------------------------------------------------------------------- parser
@@ -140,12 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "train":
-            from .cli_train import run_train
+            from .train import run_train
 
             with blas_threads(args):
                 return run_train(args)
         if args.command == "gradcheck":
+            from .gradcheck import run_gradcheck
+
             return run_gradcheck()
+        from .bench import run_bench
+
         return run_bench(extra)
     except UsageError as error:
         print(f"handgrad {args.command}: error: {error}", file=sys.stderr)
@@ -155,73 +135,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def blas_threads(args: argparse.Namespace) -> Any:
-    """Limit BLAS threads for the run (threadpoolctl; a no-op without it).
-
-    The digits and text models multiply small matrices: on a shared machine, threads that
-    wait for each other make them several times slower, so they default to one thread.
-    """
-    threads = args.threads
-    if threads is None:
-        big = args.model == "resnet20" or args.dataset in ("mnist", "fashion-mnist", "cifar10")
-        threads = None if big else 1
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas") if threads else (
-        contextlib.nullcontext())
-
-
-# ---------------------------------------------------------------------------- gradcheck
-def run_gradcheck() -> int:
-    from .gradcheck import GradcheckReport
-    from .selfcheck import check_all
-
-    started = time.perf_counter()
-    results, uncovered = check_all()
-    failed = 0
-    for label, report in results:
-        if isinstance(report, GradcheckReport):
-            print(report)
-            failed += not report.passed
-        else:
-            print(f"gradcheck {label}: FAILED with {type(report).__name__}: {report}")
-            failed += 1
-        print()
-    if uncovered:
-        print("not covered (no recipe in handgrad.selfcheck): " + ", ".join(uncovered))
-    passed = len(results) - failed
-    print(f"gradcheck: {passed} of {len(results)} checks passed, {failed} failed "
-          f"({time.perf_counter() - started:.1f} s)")
-    return 1 if failed else 0
-
-
-# ---------------------------------------------------------------------------- bench
-def benchmarks_dir() -> Path:
-    import handgrad
-
-    return Path(handgrad.__file__).resolve().parents[1] / "benchmarks"
-
-
-def run_bench(extra: Sequence[str] = ()) -> int:
-    if importlib.util.find_spec("torch") is None:
-        print("handgrad bench compares handgrad with PyTorch, which is not installed.\n"
-              f"Install PyTorch's CPU build with:  pip install torch=={TORCH_VERSION}")
-        return 0
-    folder = benchmarks_dir()
-    if not (folder / "__main__.py").is_file():
-        print(f"handgrad bench: the benchmarks folder is not here ({folder}); it ships with "
-              f"the source checkout, not with a regular install. Clone the repository and "
-              f"run `pip install -e .` there.")
-        return 0
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(folder.parent), *filter(None, [env.get("PYTHONPATH")])]
-    )
-    return subprocess.call([sys.executable, "-m", "benchmarks", *extra], cwd=folder.parent,
-                           env=env)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import handgrad
-from handgrad import _malloc
+from handgrad._runtime import malloc as _malloc
 
 PROBE = "import json, handgrad; print(json.dumps(handgrad.malloc_settings()))"
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import handgrad
-from handgrad import _blas_env
+from handgrad._runtime import blas as _blas_env
 
 # Prints blas_settings() and the timeout OpenBLAS itself read (None without OpenBLAS).
 PROBE = """

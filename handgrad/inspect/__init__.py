@@ -1,0 +1,15 @@
+"""Looking at gradients: ``gradcheck`` (one layer against central differences),
+``check_all`` (every public layer and loss), ``summary`` (a model's layers, shapes and
+cache sizes), the non-finite search, and the training plots."""
+
+from ..training.anomaly import find_non_finite
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
+from .plot import plot_grad_norms, plot_history
+from .selfcheck import check_all
+from .summary import Summary, SummaryRow, cached_bytes, summary
+
+__all__ = [
+    "gradcheck", "numerical_gradient", "GradcheckReport", "GradcheckError", "check_all",
+    "summary", "Summary", "SummaryRow", "cached_bytes", "find_non_finite", "plot_history",
+    "plot_grad_norms",
+]
