@@ -1,0 +1,152 @@
+"""Converters of the dense, convolution, activation, shape and lookup layers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..layers import (
+    ELU,
+    GELU,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+    Unflatten,
+)
+from ..ops.window import resolve_padding
+from ._graph import ExportContext, Tensor, converter
+
+
+# ---------------------------------------------------------------------------- dense
+@converter(Linear)
+def linear(ctx: ExportContext, layer: Linear, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    weight = ctx.param(layer, "weight")
+    bias = ctx.param(layer, "bias") if layer.bias is not None else None
+    if x.value.ndim == 2:  # y = x W^T + b, what torch.onnx writes too
+        return ctx.op("Gemm", [x, weight, bias], y, transB=1)
+    weight_t = ctx.node("Transpose", [weight], perm=[1, 0])[0]  # (in, out)
+    xw = ctx.op("MatMul", [x, weight_t], y)
+    return xw if bias is None else ctx.op("Add", [xw, bias], y)
+
+
+@converter(Identity)
+def identity(ctx: ExportContext, layer: Identity, x: Tensor) -> Tensor:
+    return ctx.op("Identity", [x], x.value)
+
+
+@converter(Dropout)
+def dropout(ctx: ExportContext, layer: Dropout, x: Tensor) -> Tensor:
+    # Inference-mode Dropout is the identity; the ratio is kept for handgrad.onnx.load.
+    ratio = ctx.const(np.asarray(layer.p, dtype=x.value.dtype), "ratio")
+    return ctx.op("Dropout", [x, ratio], x.value)
+
+
+@converter(Conv2d)
+def conv2d(ctx: ExportContext, layer: Conv2d, x: Tensor) -> Tensor:
+    (top, bottom), (left, right) = resolve_padding(layer.padding, layer.kernel_size,
+                                                   layer.stride, layer.dilation, "Conv2d")
+    inputs = [x, ctx.param(layer, "weight")]
+    if layer.bias is not None:
+        inputs.append(ctx.param(layer, "bias"))
+    return ctx.op("Conv", inputs, ctx.run(layer, x.value), kernel_shape=list(layer.kernel_size),
+                  strides=list(layer.stride), dilations=list(layer.dilation),
+                  pads=[top, left, bottom, right], group=layer.groups)
+
+
+# ---------------------------------------------------------------------------- activations
+def _simple(op: str):
+    def convert(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+        return ctx.op(op, [x], ctx.run(layer, x.value))
+    return convert
+
+
+converter(ReLU)(_simple("Relu"))
+converter(Sigmoid)(_simple("Sigmoid"))
+converter(Tanh)(_simple("Tanh"))
+
+
+@converter(LeakyReLU)
+def leaky_relu(ctx: ExportContext, layer: LeakyReLU, x: Tensor) -> Tensor:
+    return ctx.op("LeakyRelu", [x], ctx.run(layer, x.value), alpha=layer.negative_slope)
+
+
+@converter(ELU)
+def elu(ctx: ExportContext, layer: ELU, x: Tensor) -> Tensor:
+    return ctx.op("Elu", [x], ctx.run(layer, x.value), alpha=layer.alpha)
+
+
+@converter(SiLU)
+def silu(ctx: ExportContext, layer: SiLU, x: Tensor) -> Tensor:
+    s = ctx.node("Sigmoid", [x])[0]
+    return ctx.op("Mul", [x, s], ctx.run(layer, x.value))
+
+
+@converter(GELU)
+def gelu(ctx: ExportContext, layer: GELU, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    if ctx.opset >= 20:
+        return ctx.op("Gelu", [x], y, approximate=layer.approximate)
+    dtype = x.value.dtype
+
+    def c(v: float, hint: str) -> str:
+        return ctx.const(np.asarray(v, dtype=dtype), hint)
+
+    if layer.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = ctx.node("Pow", [x, c(3.0, "three")])[0]
+        inner = ctx.node("Add", [x, ctx.node("Mul", [cube, c(0.044715, "k")])[0]])[0]
+        t = ctx.node("Tanh", [ctx.node("Mul", [inner, c(math.sqrt(2 / math.pi), "s")])[0]])[0]
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        t = ctx.node("Erf", [ctx.node("Div", [x, c(math.sqrt(2.0), "sqrt2")])[0]])[0]
+    half_x = ctx.node("Mul", [x, c(0.5, "half")])[0]
+    return ctx.op("Mul", [half_x, ctx.node("Add", [t, c(1.0, "one")])[0]], y)
+
+
+@converter(Softmax)
+def softmax(ctx: ExportContext, layer: Softmax, x: Tensor) -> Tensor:
+    return ctx.op("Softmax", [x], ctx.run(layer, x.value), axis=layer.dim)
+
+
+@converter(LogSoftmax)
+def log_softmax(ctx: ExportContext, layer: LogSoftmax, x: Tensor) -> Tensor:
+    return ctx.op("LogSoftmax", [x], ctx.run(layer, x.value), axis=layer.dim)
+
+
+# ---------------------------------------------------------------------------- shapes
+@converter(Flatten)
+def flatten(ctx: ExportContext, layer: Flatten, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    ndim = max(x.value.ndim, 1)
+    start, end = layer.start_dim % ndim, layer.end_dim % ndim
+    if start == 1 and end == ndim - 1:
+        return ctx.op("Flatten", [x], y, axis=1)  # (N, rest): ONNX's own Flatten
+    # Leading dimensions copied (0: the input's size there, so a symbolic batch stays
+    # symbolic), the flattened run inferred (-1), trailing dimensions as in the example.
+    shape = [0] * start + [-1] + list(x.value.shape[end + 1:])
+    return ctx.op("Reshape", [x, ctx.ints(shape)], y)
+
+
+@converter(Unflatten)
+def unflatten(ctx: ExportContext, layer: Unflatten, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    d = layer.dim % x.value.ndim
+    # leading axes copied (0), the new sizes, trailing axes as in the example
+    shape = [0] * d + list(layer.unflattened_size) + list(x.value.shape[d + 1:])
+    return ctx.op("Reshape", [x, ctx.ints(shape)], y)
+
+
+# ---------------------------------------------------------------------------- lookup
+@converter(Embedding)
+def embedding(ctx: ExportContext, layer: Embedding, ids: Tensor) -> Tensor:
+    return ctx.op("Gather", [ctx.param(layer, "weight"), ids], ctx.run(layer, ids.value), axis=0)

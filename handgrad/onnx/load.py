@@ -1,0 +1,5 @@
+"""placeholder"""
+class UnsupportedGraphError(ValueError):
+    pass
+def load(path):
+    raise NotImplementedError
