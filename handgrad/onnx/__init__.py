@@ -7,9 +7,16 @@ the operators ``export`` writes (also one written by ``torch.onnx.export``).
 this package: ``import handgrad.onnx`` needs ``pip install handgrad[onnx]``.
 """
 
-from ._graph import ExportContext, Tensor, UnsupportedLayerError, converter, register_converter
+from ._graph import (
+    ExportContext,
+    Tensor,
+    UnsupportedGraphError,
+    UnsupportedLayerError,
+    converter,
+    register_converter,
+)
 from .export import export
-from .load import UnsupportedGraphError, load
+from .load import load
 
 __all__ = ["export", "load", "register_converter", "converter", "ExportContext", "Tensor",
            "UnsupportedLayerError", "UnsupportedGraphError"]

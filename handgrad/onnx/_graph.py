@@ -28,11 +28,15 @@ from ..layer import Layer
 
 __all__ = ["Tensor", "ExportContext", "converter", "register_converter", "CONVERTERS",
            "OUTPUT_NAMES",
-           "UnsupportedLayerError"]
+           "UnsupportedLayerError", "UnsupportedGraphError"]
 
 
 class UnsupportedLayerError(TypeError):
     """A layer (or a setting of one) that ``handgrad.onnx.export`` cannot convert."""
+
+
+class UnsupportedGraphError(ValueError):
+    """An ONNX graph (or a node of it) that ``handgrad.onnx.load`` cannot map to layers."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,17 @@ def _unsupported(layer: Layer, where: str) -> str:
     return (f"handgrad.onnx.export: no ONNX converter for {cls.__module__}.{cls.__qualname__} "
             f"at {where}{hint}; register one with "
             f"handgrad.onnx.register_converter({cls.__name__}, fn)")
+
+
+def prune(nodes: list, initializers: dict, outputs: Sequence[str]) -> tuple[list, list]:
+    """The nodes and initializers that the graph outputs depend on (in their order)."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(out in needed for out in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    return kept[::-1], [t for name, t in initializers.items() if name in needed]
 
 
 def value_info(name: str, dtype: Any, shape: Sequence[int | str]):

@@ -160,12 +160,13 @@ def layer_norm(ctx: ExportContext, layer: LayerNorm, x: Tensor) -> Tensor:
 
 @converter(GroupNorm)
 def group_norm(ctx: ExportContext, layer: GroupNorm, x: Tensor) -> Tensor:
-    # (N, C, *) -> (N, G, C/G * S): InstanceNormalization normalizes each (n, g) row
+    # (N, C, *) -> (N, G, C/G * S): InstanceNormalization normalizes each (n, g) row; then
+    # back to (N, C, *) (the batch copied, the other sizes as in the example)
     y = ctx.run(layer, x.value)
     G, dtype = layer.num_groups, x.value.dtype
     grouped = ctx.node("Reshape", [x, ctx.ints([0, G, -1])])[0]
     normed = ctx.node("InstanceNormalization", [grouped, ctx.const(np.ones(G, dtype), "ones"),
                                                 ctx.const(np.zeros(G, dtype), "zeros")],
                       epsilon=layer.eps)[0]
-    back = ctx.node("Reshape", [normed, ctx.node("Shape", [x])[0]])[0]
+    back = ctx.node("Reshape", [normed, ctx.ints([0] + list(x.value.shape[1:]))])[0]
     return _affine(ctx, layer, back, y, layer.num_channels)

@@ -20,7 +20,7 @@ from ..layer import Layer
 from ..layers import GRU, LSTM, RNN, Residual, Sequential
 from ..models import BasicBlock, CharLM, ResNet
 from . import _layers, _pool_norm, _recurrent  # noqa: F401  (they register their converters)
-from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, value_info
+from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -153,8 +153,9 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
     for name, tensor in zip(out_names, outputs):
         ctx.node("Identity", [tensor], [ctx.reserve(name)])
         graph_outputs.append(value_info(name, tensor.value.dtype, [None] * tensor.value.ndim))
-    graph = onnx.helper.make_graph(ctx.nodes, type(model).__name__, graph_inputs, graph_outputs,
-                                   initializer=list(ctx.initializers.values()))
+    nodes, initializers = prune(ctx.nodes, ctx.initializers, out_names[:len(outputs)])
+    graph = onnx.helper.make_graph(nodes, type(model).__name__, graph_inputs, graph_outputs,
+                                   initializer=initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="handgrad")
     proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime releases of 2024 on
