@@ -153,7 +153,10 @@ def layer_norm(ctx: ExportContext, layer: LayerNorm, x: Tensor) -> Tensor:
         scale = ctx.param(layer, "weight")
     else:
         scale = ctx.const(np.ones(shape, x.value.dtype), "scale")
-    bias = ctx.param(layer, "bias") if layer.bias is not None else None
+    if layer.bias is not None:
+        bias = ctx.param(layer, "bias")
+    else:  # an explicit zero bias: onnxruntime 1.32 crashes on a LayerNormalization without
+        bias = ctx.const(np.zeros(shape, x.value.dtype), "zero_bias")
     return ctx.op("LayerNormalization", [x, scale, bias], ctx.run(layer, x.value),
                   axis=-len(shape), epsilon=layer.eps)
 

@@ -142,13 +142,14 @@ def load(path: str | os.PathLike | Any) -> Layer:
     return assemble(g, layers)
 
 
-def walk(g: GraphView, tensor: str, first: Any = None, stop: Any = None
+def walk(g: GraphView, tensor: str, first: list | None = None, stop: Any = None
          ) -> tuple[list[Layer], str]:
-    """Import layers from ``tensor`` on (starting at node ``first`` if given) until ``stop``."""
+    """Import layers from ``tensor`` on (starting at the nodes ``first`` if given) until
+    ``stop``; return them and the tensor they end at."""
     layers: list[Layer] = []
     while True:
         if first is not None:
-            nodes, first = [first], None
+            nodes, first = first, None
         else:
             nodes = g.next_nodes(tensor)
         if stop is not None and nodes == [stop]:
@@ -208,19 +209,37 @@ def _region(g: GraphView, tensor: str, heads: list) -> Match:
                           "handgrad layer")
 
 
-def _residual(g: GraphView, tensor: str, heads: list, merge: Any) -> Match:
-    branches = []
-    for head in heads:
-        if head is merge:
-            branches.append(None)  # the identity shortcut
+def _reaches(g: GraphView, node: Any, target: str, merge: Any) -> bool:
+    """Whether ``target`` is computed from ``node`` (without passing through ``merge``)."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n is merge:
             continue
-        layers, end = walk(g, tensor, first=head, stop=merge)
-        if end not in merge.input:
+        seen.add(id(n))
+        if target in n.output:
+            return True
+        for out in n.output:
+            stack.extend(g.next_nodes(out) if out else [])
+    return False
+
+
+def _residual(g: GraphView, tensor: str, heads: list, merge: Any) -> Match:
+    """``Add(body(x), shortcut(x))``: each of the Add's inputs is one branch from ``x``."""
+    parts = []
+    for name in merge.input:
+        if name == tensor:
+            parts.append(None)  # the identity shortcut
+            continue
+        own = [h for h in heads if h is not merge and _reaches(g, h, name, merge)]
+        if not own:
+            raise g.bad(merge, f"expected it to add two branches from {tensor!r}")
+        layers, end = walk(g, tensor, first=own, stop=merge)
+        if end != name:
             raise g.bad(merge, f"expected it to add the branches from {tensor!r}")
-        branches.append((list(merge.input).index(end), layers))
-    real = sorted((b for b in branches if b is not None), key=lambda b: b[0])
-    if len(branches) != 2 or not real:
-        raise g.bad(merge, f"expected two branches from {tensor!r} to meet here")
-    parts = [layers[0] if len(layers) == 1 else Sequential(*layers) for _, layers in real]
-    body, shortcut = parts[0], (parts[1] if len(parts) == 2 else None)
+        parts.append(layers[0] if len(layers) == 1 else Sequential(*layers))
+    real = [p for p in parts if p is not None]
+    if len(real) == 0:
+        raise g.bad(merge, f"x + x of {tensor!r} is no handgrad layer")
+    body, shortcut = real[0], (real[1] if len(real) == 2 else None)
     return Match(Residual(body, shortcut), merge.output[0], [merge])

@@ -1,0 +1,154 @@
+"""Every feed-forward layer kind (and its settings): checker, ONNX Runtime and load agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import handgrad as hg
+
+from .roundtrip import check_roundtrip
+
+# (id, layer factory, shape of one sample)
+CASES = [
+    ("linear", lambda: hg.Linear(5, 3, rng=0), (5,)),
+    ("linear-no-bias", lambda: hg.Linear(5, 3, bias=False, rng=0), (5,)),
+    ("linear-3d", lambda: hg.Linear(5, 3, rng=0), (4, 5)),
+    ("linear-3d-no-bias", lambda: hg.Linear(5, 3, bias=False, rng=0), (4, 5)),
+    ("identity", lambda: hg.Identity(), (4,)),
+    ("dropout", lambda: hg.Dropout(0.3), (4,)),
+    ("conv", lambda: hg.Conv2d(3, 4, 3, rng=0), (3, 7, 6)),
+    ("conv-stride-pad", lambda: hg.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), rng=0),
+     (3, 7, 6)),
+    ("conv-dilation-groups", lambda: hg.Conv2d(4, 6, 3, dilation=2, groups=2, padding=1,
+                                               rng=0), (4, 7, 6)),
+    ("conv-depthwise-no-bias", lambda: hg.Conv2d(3, 3, 3, groups=3, bias=False, rng=0),
+     (3, 7, 6)),
+    ("conv-same-even", lambda: hg.Conv2d(3, 2, 4, padding="same", dilation=(1, 2), rng=0),
+     (3, 7, 6)),
+    ("conv-valid", lambda: hg.Conv2d(3, 2, 2, padding="valid", rng=0), (3, 7, 6)),
+    ("maxpool", lambda: hg.MaxPool2d(2), (3, 7, 6)),
+    ("maxpool-pad-dilation", lambda: hg.MaxPool2d(3, 2, padding=1, dilation=(1, 2)), (3, 9, 9)),
+    ("maxpool-ceil", lambda: hg.MaxPool2d(3, 2, padding=1, ceil_mode=True), (3, 8, 8)),
+    ("avgpool", lambda: hg.AvgPool2d(2), (3, 7, 6)),
+    ("avgpool-pad-exclude", lambda: hg.AvgPool2d(3, 2, padding=1, count_include_pad=False),
+     (3, 7, 6)),
+    ("avgpool-ceil", lambda: hg.AvgPool2d(3, 2, padding=1, ceil_mode=True), (3, 8, 8)),
+    ("avgpool-ceil-exclude", lambda: hg.AvgPool2d(3, 2, 1, ceil_mode=True,
+                                                  count_include_pad=False), (3, 8, 8)),
+    ("avgpool-divisor", lambda: hg.AvgPool2d(3, 2, padding=1, divisor_override=5), (3, 7, 7)),
+    ("adaptive-avg-1", lambda: hg.AdaptiveAvgPool2d(1), (3, 7, 6)),
+    ("adaptive-avg-even", lambda: hg.AdaptiveAvgPool2d((7, 3)), (3, 7, 6)),
+    ("adaptive-avg-uneven", lambda: hg.AdaptiveAvgPool2d((3, 4)), (3, 7, 6)),
+    ("adaptive-avg-none", lambda: hg.AdaptiveAvgPool2d((None, 4)), (3, 7, 6)),
+    ("adaptive-max-1", lambda: hg.AdaptiveMaxPool2d(1), (3, 7, 6)),
+    ("adaptive-max-even", lambda: hg.AdaptiveMaxPool2d((7, 2)), (3, 7, 6)),
+    ("adaptive-max-uneven", lambda: hg.AdaptiveMaxPool2d((3, 4)), (3, 7, 6)),
+    ("global-avg", lambda: hg.GlobalAvgPool2d(), (3, 7, 6)),
+    ("global-avg-flatten", lambda: hg.GlobalAvgPool2d(flatten=True), (3, 7, 6)),
+    ("batchnorm1d", lambda: hg.BatchNorm1d(4), (4,)),
+    ("batchnorm1d-3d", lambda: hg.BatchNorm1d(4), (4, 5)),
+    ("batchnorm2d", lambda: hg.BatchNorm2d(3), (3, 7, 6)),
+    ("batchnorm2d-no-affine", lambda: hg.BatchNorm2d(3, affine=False, eps=1e-3), (3, 7, 6)),
+    ("layernorm", lambda: hg.LayerNorm(6), (3, 6)),
+    ("layernorm-2d", lambda: hg.LayerNorm((7, 6), eps=1e-4), (3, 7, 6)),
+    ("layernorm-no-bias", lambda: hg.LayerNorm(6, bias=False), (3, 6)),
+    ("layernorm-no-affine", lambda: hg.LayerNorm(6, elementwise_affine=False), (3, 6)),
+    ("groupnorm", lambda: hg.GroupNorm(2, 4), (4, 5, 3)),
+    ("groupnorm-2d", lambda: hg.GroupNorm(2, 4, eps=1e-3), (4,)),
+    ("groupnorm-no-affine", lambda: hg.GroupNorm(4, 4, affine=False), (4, 5)),
+    ("relu", lambda: hg.ReLU(), (3, 4)),
+    ("leaky-relu", lambda: hg.LeakyReLU(0.2), (3, 4)),
+    ("sigmoid", lambda: hg.Sigmoid(), (3, 4)),
+    ("tanh", lambda: hg.Tanh(), (3, 4)),
+    ("gelu", lambda: hg.GELU(), (3, 4)),
+    ("gelu-tanh", lambda: hg.GELU("tanh"), (3, 4)),
+    ("silu", lambda: hg.SiLU(), (3, 4)),
+    ("elu", lambda: hg.ELU(0.7), (3, 4)),
+    ("softmax", lambda: hg.Softmax(), (3, 4)),
+    ("softmax-dim1", lambda: hg.Softmax(1), (3, 4)),
+    ("log-softmax", lambda: hg.LogSoftmax(), (3, 4)),
+    ("log-softmax-dim1", lambda: hg.LogSoftmax(dim=1), (3, 4)),
+    ("flatten", lambda: hg.Flatten(), (3, 4, 2)),
+    ("flatten-middle", lambda: hg.Flatten(1, 2), (3, 4, 2)),
+    ("flatten-tail", lambda: hg.Flatten(2), (3, 4, 2)),
+    ("flatten-batch", lambda: hg.Flatten(0, 1), (3, 4)),
+    ("unflatten", lambda: hg.Unflatten(1, (2, 6)), (12,)),
+    ("unflatten-middle", lambda: hg.Unflatten(1, (2, 2)), (4, 3)),
+    ("unflatten-last", lambda: hg.Unflatten(-1, (3, 2)), (4, 6)),
+]
+
+
+@pytest.mark.parametrize("factory, sample", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_layer_exports_and_loads(factory, sample, tmp_path):
+    rng = np.random.default_rng(0)
+    layer = factory()
+    if isinstance(layer, (hg.BatchNorm1d, hg.BatchNorm2d)):  # statistics that are not 0/1
+        layer.running_mean[...] = rng.standard_normal(layer.num_features)
+        layer.running_var[...] = rng.uniform(0.5, 2.0, layer.num_features)
+        if layer.affine:
+            layer.weight.data[...] = rng.uniform(0.5, 2.0, layer.num_features)
+            layer.bias.data[...] = rng.standard_normal(layer.num_features)
+    for p in layer.parameters():
+        p.data[...] = rng.standard_normal(p.shape)
+    x = rng.standard_normal((2, *sample), dtype=np.float32)
+    others = [rng.standard_normal((n, *sample), dtype=np.float32) for n in (5, 1)]
+    if isinstance(layer, hg.Flatten) and layer.start_dim == 0:
+        others = []  # the batch axis is flattened away: the graph has a fixed batch
+    check_roundtrip(layer, x, tmp_path, others, dynamic_batch=bool(others))
+
+
+def test_batchnorm_without_running_stats_uses_batch_statistics(tmp_path):
+    """Eval mode still normalizes with the batch's statistics; load does not map it back."""
+    rng = np.random.default_rng(1)
+    layer = hg.BatchNorm2d(3, track_running_stats=False)
+    layer.weight.data[...] = rng.uniform(0.5, 2, 3)
+    x = rng.standard_normal((4, 3, 5, 5), dtype=np.float32)
+    check_roundtrip(layer, x, tmp_path, [rng.standard_normal((6, 3, 5, 5), dtype=np.float32)],
+                    load_back=False)
+
+
+@pytest.mark.parametrize("opset", [18, 20])
+@pytest.mark.parametrize("factory", [lambda: hg.GELU(), lambda: hg.GELU("tanh"),
+                                     lambda: hg.AdaptiveMaxPool2d((3, 4)),
+                                     lambda: hg.BatchNorm1d(4, track_running_stats=False)])
+def test_newer_opsets(factory, opset, tmp_path):
+    """Opset 18 passes reduction axes as inputs; opset 20 has a Gelu operator."""
+    rng = np.random.default_rng(2)
+    layer = factory()
+    shape = (2, 4, 7, 6) if isinstance(layer, hg.AdaptiveMaxPool2d) else (3, 4)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    check_roundtrip(layer, x, tmp_path, opset=opset,
+                    load_back=not isinstance(layer, hg.BatchNorm1d))
+
+
+def test_float64_model_exports_as_float64(tmp_path):
+    rng = np.random.default_rng(3)
+    model = hg.Sequential(hg.Linear(4, 3, rng=0), hg.Tanh()).double()
+    check_roundtrip(model, rng.standard_normal((2, 4)), tmp_path,
+                    [rng.standard_normal((3, 4))])
+
+
+def test_nested_containers(tmp_path):
+    rng = np.random.default_rng(4)
+    inner = hg.Sequential(hg.Conv2d(3, 3, 3, padding=1, rng=0), hg.BatchNorm2d(3), hg.ReLU())
+    model = hg.Sequential(
+        hg.Residual(inner),
+        hg.Residual(hg.Sequential(hg.Conv2d(3, 4, 1, rng=1), hg.SiLU()),
+                    hg.Conv2d(3, 4, 1, bias=False, rng=2)),
+        hg.Sequential(hg.Residual(hg.Sequential(hg.Residual(hg.Identity()), hg.Tanh())),
+                      hg.Flatten(), hg.Dropout(0.1), hg.Linear(4 * 5 * 5, 3, rng=3)),
+        hg.LogSoftmax(dim=1),
+    )
+    x = rng.standard_normal((2, 3, 5, 5), dtype=np.float32)
+    loaded = check_roundtrip(model, x, tmp_path, [rng.standard_normal((3, 3, 5, 5),
+                                                                      dtype=np.float32)])
+    assert isinstance(loaded, hg.Sequential)
+
+
+def test_embedding(tmp_path):
+    rng = np.random.default_rng(5)
+    layer = hg.Embedding(9, 4, rng=0)
+    ids = rng.integers(0, 9, (2, 5))
+    loaded = check_roundtrip(layer, ids, tmp_path, [rng.integers(0, 9, (3, 5))])
+    assert isinstance(loaded, hg.Embedding)
