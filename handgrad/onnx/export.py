@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
-from ..layers import GRU, LSTM, RNN, Residual, Sequential
+from ..layers import GRU, LSTM, RNN, GRUCell, LSTMCell, Residual, RNNCell, Sequential
 from ..models import BasicBlock, CharLM, ResNet
 from . import _layers, _pool_norm, _recurrent  # noqa: F401  (they register their converters)
 from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
@@ -64,6 +64,8 @@ def _batch_axis(model: Layer, x: np.ndarray) -> int | None:
         if x.ndim == 2:
             return None  # unbatched sequence (T, F)
         return 0 if leaf.batch_first else 1
+    if isinstance(leaf, (RNNCell, LSTMCell, GRUCell)) and x.ndim == 1:
+        return None  # one unbatched step (F,)
     if isinstance(leaf, CharLM) and x.ndim == 1:
         return None
     return 0 if x.ndim >= 1 else None
@@ -133,8 +135,8 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                 continue
             part = _as_array(part, f"example state {name}")
             shape = list(part.shape)
-            if state_batch is not None and part.ndim == 3:
-                shape[1] = state_batch
+            if state_batch is not None and part.ndim in (2, 3):
+                shape[part.ndim - 2] = state_batch  # (L*D, N, H), or a cell's (N, H)
             graph_inputs.append(value_info(ctx.reserve(name), part.dtype, shape))
             tensors.append(Tensor(name, part))
         converted_args.append(tuple(tensors) if isinstance(arg, (tuple, list)) else tensors[0])
