@@ -124,10 +124,17 @@ def load(path: str | os.PathLike | Any) -> Layer:
     Raises ``UnsupportedGraphError`` (a ``ValueError``) naming the first node it cannot map.
     """
     import onnx
+    from google.protobuf.message import DecodeError
 
-    proto = path if isinstance(path, onnx.ModelProto) else onnx.load(os.fspath(path))
-    onnx.checker.check_model(proto)
-    proto = onnx.shape_inference.infer_shapes(proto)
+    where = "the model" if isinstance(path, onnx.ModelProto) else os.fspath(path)
+    try:
+        proto = path if isinstance(path, onnx.ModelProto) else onnx.load(where)
+        onnx.checker.check_model(proto)
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError,
+            DecodeError) as error:
+        raise UnsupportedGraphError(f"handgrad.onnx.load: {where} is not a valid ONNX model: "
+                                    f"{error}") from None
     g = GraphView(proto)
     if not g.inputs:
         raise UnsupportedGraphError("handgrad.onnx.load: the graph has no input")
