@@ -1,4 +1,5 @@
-"""The ``handgrad`` command: ``handgrad train``, ``handgrad gradcheck``, ``handgrad bench``.
+"""The ``handgrad`` command: ``handgrad train``, ``handgrad gradcheck``, ``handgrad bench``,
+``handgrad export``.
 
 ``handgrad train`` with no arguments trains the small CNN on scikit-learn's 8×8 digits
 (a stratified 20% test split held out, 10% of the rest for validation) and ends with a
@@ -13,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import export
 from .common import (
     DATASETS,
     DEFAULT_DATASET,
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="handgrad",
         description="handgrad: deep learning on NumPy with hand-written gradients.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench,export}")
     sub.required = True
 
     train = sub.add_parser(
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Every option after "bench" (also --help) goes to `python -m benchmarks`.
     sub.add_parser("bench", help="run the benchmarks side by side with PyTorch "
                                  "(options go to python -m benchmarks)", add_help=False)
+    export.add_parser(sub)
     return parser
 
 
@@ -120,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with blas_threads(args):
                 return run_train(args)
+        if args.command == "export":
+            return export.run_export(args)
         if args.command == "gradcheck":
             from .gradcheck import run_gradcheck
 

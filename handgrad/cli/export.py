@@ -1,0 +1,171 @@
+"""``handgrad export CHECKPOINT OUT.onnx``: a model trained by ``handgrad train`` as ONNX.
+
+A checkpoint holds the model's state_dict, not its name: the model is recognised from the
+names and shapes of its entries (``--model`` names it explicitly), rebuilt as
+``handgrad train`` builds it, loaded, exported with ``handgrad.onnx.export`` (any batch
+size; any sequence length for ``charlstm``) and, when ONNX Runtime is installed, run once
+on random input to check that its outputs equal handgrad's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import MODELS, UsageError
+
+# the image size each model is trained on by ``handgrad train``
+IMAGE_SIZE = {"cnn": 8, "lenet5": 28, "resnet20": 32}
+CHARLM_PREFIX = "lm."
+
+
+def checkpoint_state(path: str) -> dict[str, np.ndarray]:
+    """The model state_dict in a checkpoint file (or a folder's best.npz / last.npz)."""
+    from ..training.fit import load_checkpoint
+
+    file = Path(path)
+    if file.is_dir():
+        file = next((file / n for n in ("best.npz", "last.npz") if (file / n).is_file()),
+                    file / "last.npz")
+    if not file.is_file():
+        raise UsageError(f"checkpoint {file} does not exist")
+    try:
+        saved = load_checkpoint(file)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"cannot read checkpoint {file}: {error}") from None
+    state = saved.get("model", saved) if isinstance(saved, dict) else None
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise UsageError(f"checkpoint {file} holds no model state_dict (expected a file "
+                         f"written by handgrad train or handgrad.save(model.state_dict()))")
+    return state
+
+
+def detect_model(state: dict[str, np.ndarray]) -> str:
+    """Which ``handgrad train`` model the state_dict is, from its names and shapes."""
+    if any(k.startswith(CHARLM_PREFIX) for k in state):
+        return "charlstm"
+    if "conv1.weight" in state and "layer1.0.body.conv1.weight" in state:
+        return "resnet20"
+    first = state.get("0.weight")
+    if first is not None and first.ndim == 2:
+        return "mlp"
+    if first is not None and first.ndim == 4:
+        return "cnn" if "1.running_mean" in state else "lenet5"
+    raise UsageError("cannot tell which model the checkpoint holds (its entries start with "
+                     f"{sorted(state)[:3]}); give --model")
+
+
+def _num_classes(state: dict[str, np.ndarray]) -> int:
+    last = [k for k in state if k.endswith(".weight") and state[k].ndim == 2][-1]
+    return int(state[last].shape[0])
+
+
+def rebuild(name: str, state: dict[str, np.ndarray]) -> tuple[Any, tuple, dict, dict]:
+    """The model, an example input, the extra dynamic axes for export, and the weights."""
+    if name == "charlstm":
+        from ..models import CharLM
+
+        inner = {k[len(CHARLM_PREFIX):]: v for k, v in state.items()
+                 if k.startswith(CHARLM_PREFIX)}
+        try:
+            vocab, dim = inner["embedding.weight"].shape
+            hidden = inner["rnn.weight_hh_l0"].shape[1]
+            cell = "lstm" if inner["rnn.weight_hh_l0"].shape[0] == 4 * hidden else "gru"
+            layers = sum(1 for k in inner if k.startswith("rnn.weight_ih_l"))
+        except KeyError as error:
+            raise UsageError(f"the checkpoint is not a charlstm: no entry {error}") from None
+        model = CharLM(vocab, dim, hidden, layers, cell=cell)
+        return model, (np.zeros((1, 16), np.int64),), {1: "T"}, inner
+    from .train import build_model
+
+    num_classes = _num_classes(state)
+    if name == "mlp":
+        shape = (1, int(state["0.weight"].shape[1])) if "0.weight" in state else (1, 64)
+    else:
+        first = state.get("conv1.weight" if name == "resnet20" else "0.weight")
+        channels = 1 if first is None or first.ndim != 4 else int(first.shape[1])
+        shape = (1, channels, IMAGE_SIZE[name], IMAGE_SIZE[name])
+    model = build_model(name, shape, num_classes, np.random.default_rng(0))
+    return model, (np.zeros(shape, np.float32),), {}, state
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+
+        from .. import onnx as hg_onnx
+    except ImportError as error:
+        raise UsageError(f"{error} (pip install handgrad[onnx])") from None
+    state = checkpoint_state(args.checkpoint)
+    name = args.model or detect_model(state)
+    model, example, dynamic_axes, weights = rebuild(name, state)
+    try:
+        model.load_state_dict(weights)
+    except (ValueError, KeyError) as error:
+        raise UsageError(f"the checkpoint does not hold a {name} model as handgrad train "
+                         f"builds it: {error}") from None
+    out = Path(args.output)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"output folder {out.parent} does not exist")
+    try:
+        proto = hg_onnx.export(model, example if len(example) > 1 else example[0], out,
+                               opset=args.opset, dynamic_axes=dynamic_axes)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    n_params = sum(p.size for p in model.parameters())
+    print(f"handgrad export: {name} ({n_params:,} parameters) -> {out} (opset "
+          f"{proto.opset_import[0].version}; input {_describe(proto.graph.input[0])}, "
+          f"outputs {', '.join(o.name for o in proto.graph.output)})")
+    if not args.no_check:
+        print(_check_with_onnxruntime(model, example[0], out))
+    return 0
+
+
+def _describe(info: Any) -> str:
+    dims = [d.dim_param or str(d.dim_value) for d in info.type.tensor_type.shape.dim]
+    return f"{info.name} ({', '.join(dims)})"
+
+
+def _check_with_onnxruntime(model: Any, example: np.ndarray, path: Path) -> str:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "not checked: onnxruntime is not installed (pip install handgrad[onnx])"
+    rng = np.random.default_rng(0)
+    shape = (3, *example.shape[1:])
+    if np.issubdtype(example.dtype, np.integer):
+        vocab = model.embedding.num_embeddings
+        x = rng.integers(0, vocab, shape)
+    else:
+        x = rng.standard_normal(shape).astype(example.dtype)
+    model.eval()
+    expected = model(x)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["output"], {"input": x})[0]
+    diff = float(np.abs(got - expected).max())
+    # float32 sums in another order differ in proportion to the outputs' size
+    scale = max(1.0, float(np.abs(expected).max()))
+    if not np.allclose(got, expected, rtol=1e-5, atol=1e-6 * scale):
+        raise UsageError(f"ONNX Runtime's outputs differ from handgrad's by up to {diff:.3g}")
+    return f"checked with ONNX Runtime on a batch of 3: outputs equal handgrad's " \
+           f"(max |difference| {diff:.2g})"
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "export", help="write a checkpoint of handgrad train as an ONNX file",
+        description="Rebuild the model of a handgrad train checkpoint (recognised from its "
+                    "parameter names and shapes), export it to ONNX (any batch size) and "
+                    "check the file with ONNX Runtime.")
+    parser.add_argument("checkpoint", help="a checkpoint file, or a --checkpoint-dir folder "
+                                           "(best.npz, else last.npz)")
+    parser.add_argument("output", help="the ONNX file to write, e.g. model.onnx")
+    parser.add_argument("--model", choices=MODELS, default=None,
+                        help="the model of the checkpoint (default: recognised)")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="do not run the file with ONNX Runtime")
