@@ -6,8 +6,17 @@ from .container import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
+from .layer_norm import (
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    RMSNorm,
+)
 from .linear import Identity, Linear
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .local_response_norm import LocalResponseNorm
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -21,7 +30,8 @@ from .shape import Flatten, Unflatten
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
-    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "LayerNorm", "RMSNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
