@@ -5,7 +5,7 @@ from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
-from .embedding import Embedding
+from .embedding import Embedding, EmbeddingBag
 from .layer_norm import (
     GroupNorm,
     InstanceNorm1d,
@@ -14,7 +14,7 @@ from .layer_norm import (
     LayerNorm,
     RMSNorm,
 )
-from .linear import Identity, Linear
+from .linear import Bilinear, Identity, Linear
 from .local_response_norm import LocalResponseNorm
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import (
@@ -32,7 +32,8 @@ __all__ = [
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "LayerNorm", "RMSNorm",
     "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
-    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding", "EmbeddingBag",
+    "Bilinear",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
 ]
