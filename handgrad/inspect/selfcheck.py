@@ -69,6 +69,44 @@ class _Indices(Layer):
         return f"{self.inner.describe()} on integer indices"
 
 
+class _SplitInput(Layer):
+    """A two-input layer (Bilinear) on the two halves of one input: checks both gradients."""
+
+    def __init__(self, inner: Layer, split: int):
+        super().__init__()
+        self.inner = inner
+        self.split = split
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.inner(x[..., :self.split], x[..., self.split:])
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return np.concatenate(self.inner.backward(grad_out), axis=-1)
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} (both inputs)"
+
+
+class _BagWeights(Layer):
+    """EmbeddingBag(mode='sum') with the float input as its per_sample_weights."""
+
+    def __init__(self, bag: Layer, ids: np.ndarray, offsets: np.ndarray):
+        super().__init__()
+        self.bag = bag
+        self.ids = ids
+        self.offsets = offsets
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.bag(self.ids, self.offsets, per_sample_weights=x)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        self.bag.backward(grad_out)
+        return self.bag.grad_per_sample_weights
+
+    def describe(self) -> str:
+        return f"{self.bag.describe()} with per_sample_weights"
+
+
 class _HiddenAndCell(Layer):
     """``[h', c']`` of an LSTMCell concatenated on the last axis: checks both outputs."""
 
@@ -122,6 +160,17 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
         "BatchNorm2d": [lambda: Check("BatchNorm2d(2)", L.BatchNorm2d(2), _normal(r, 3, 2, 3, 3))],
         "LayerNorm": [lambda: Check("LayerNorm(4)", L.LayerNorm(4), _normal(r, 3, 4))],
         "GroupNorm": [lambda: Check("GroupNorm(2, 4)", L.GroupNorm(2, 4), _normal(r, 2, 4, 2, 3))],
+        "BatchNorm3d": [lambda: Check("BatchNorm3d(2)", L.BatchNorm3d(2),
+                                      _normal(r, 2, 2, 2, 2, 2))],
+        "InstanceNorm1d": [lambda: Check("InstanceNorm1d(3, affine=True)",
+                                         L.InstanceNorm1d(3, affine=True), _normal(r, 2, 3, 4))],
+        "InstanceNorm2d": [lambda: Check("InstanceNorm2d(2)", L.InstanceNorm2d(2),
+                                         _normal(r, 2, 2, 3, 3))],
+        "InstanceNorm3d": [lambda: Check("InstanceNorm3d(2)", L.InstanceNorm3d(2),
+                                         _normal(r, 1, 2, 2, 2, 3))],
+        "RMSNorm": [lambda: Check("RMSNorm(4)", L.RMSNorm(4), _normal(r, 3, 4))],
+        "LocalResponseNorm": [lambda: Check("LocalResponseNorm(3)", L.LocalResponseNorm(3),
+                                            _normal(r, 2, 5, 2))],
         "Conv2d": [
             lambda: Check("Conv2d(2, 3, 3, padding=1)",
                           L.Conv2d(2, 3, 3, padding=1, rng=r), _normal(r, 2, 2, 5, 5)),
@@ -140,6 +189,11 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
                                            _normal(r, 2, 3, 3, 3)),
         "GlobalAvgPool2d": lambda: Check("GlobalAvgPool2d", L.GlobalAvgPool2d(),
                                          _normal(r, 2, 3, 3, 3)),
+        "Bilinear": lambda: Check("Bilinear(3, 2, 4)", _SplitInput(L.Bilinear(3, 2, 4, rng=r), 3),
+                                  _normal(r, 5, 5)),
+        "EmbeddingBag": lambda: Check("EmbeddingBag(6, 3, mode='sum')", _BagWeights(
+            L.EmbeddingBag(6, 3, mode="sum", rng=r), np.array([1, 4, 4, 0, 5]),
+            np.array([0, 2, 2])), _normal(r, 5)),
         "Embedding": lambda: Check("Embedding(7, 3)", _Indices(
             L.Embedding(7, 3, rng=r), np.array([[1, 4, 6], [0, 4, 2]])), _normal(r, 2, 3)),
         "RNN": lambda: Check("RNN(3, 4)", L.RNN(3, 4, rng=r), _normal(r, 3, 2, 3)),

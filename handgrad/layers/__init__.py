@@ -5,9 +5,18 @@ from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
-from .embedding import Embedding
-from .linear import Identity, Linear
-from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .embedding import Embedding, EmbeddingBag
+from .layer_norm import (
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    RMSNorm,
+)
+from .linear import Bilinear, Identity, Linear
+from .local_response_norm import LocalResponseNorm
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -21,8 +30,10 @@ from .shape import Flatten, Unflatten
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
-    "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
-    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "LayerNorm", "RMSNorm",
+    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding", "EmbeddingBag",
+    "Bilinear",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
 ]

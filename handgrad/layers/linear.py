@@ -1,12 +1,14 @@
-"""Linear (fully connected) and Identity layers."""
+"""Linear (fully connected), Bilinear and Identity layers."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
-from ..init import default_weight_init_
+from ..init import default_weight_init_, uniform_
 from ..layer import Layer
 from ..parameter import Parameter
 from ..random import resolve_rng
@@ -95,3 +97,92 @@ class Identity(Layer):
     def backward(self, grad_out: NDArray) -> NDArray:
         shape = self._saved(self._shape)
         return check_grad(self, grad_out, shape)
+
+
+class Bilinear(Layer):
+    """Bilinear map ``y = x1^T A x2 + b``, as ``torch.nn.Bilinear``.
+
+    ``y[n, o] = sum_{i, j} x1[n, i] W[o, i, j] x2[n, j] + b[o]``. Backward, for upstream
+    ``g``: ``grad_W[o, i, j] = sum_n g[n, o] x1[n, i] x2[n, j]``, ``grad_b = sum_n g``,
+    ``grad_x1[n, i] = sum_{o, j} g[n, o] W[o, i, j] x2[n, j]`` and
+    ``grad_x2[n, j] = sum_{o, i} g[n, o] x1[n, i] W[o, i, j]``; ``backward`` returns the pair
+    ``(grad_x1, grad_x2)``.
+
+    Args:
+        in1_features, in2_features: sizes of the two inputs.
+        out_features: size of the output.
+        bias: learn an additive bias (default True).
+        dtype: parameter dtype (float32 by default).
+        rng: generator for the initial weights.
+
+    Shape:
+        - input1: ``(*, in1_features)``; input2: ``(*, in2_features)`` (same leading dims)
+        - output: ``(*, out_features)``
+        - weight: ``(out_features, in1_features, in2_features)``; bias: ``(out_features,)``;
+          both ~ U(-1/sqrt(in1_features), 1/sqrt(in1_features)) as PyTorch
+
+    Forward caches both inputs and ``x1 W`` (``(M, out, in2)``).
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, dtype: DTypeLike = np.float32, rng=None):
+        super().__init__()
+        self.in1_features = check_positive_int("Bilinear", "in1_features", in1_features)
+        self.in2_features = check_positive_int("Bilinear", "in2_features", in2_features)
+        self.out_features = check_positive_int("Bilinear", "out_features", out_features)
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(rng)
+        self._cache = None
+
+    def reset_parameters(self, rng=None) -> None:
+        bound = 1.0 / math.sqrt(self.in1_features)
+        gen = resolve_rng(rng)
+        uniform_(self.weight, -bound, bound, gen)
+        if self.bias is not None:
+            uniform_(self.bias, -bound, bound, gen)
+
+    def forward(self, x1: NDArray, x2: NDArray) -> NDArray:
+        x1 = as_float_input(self, x1, "input1")
+        x2 = as_float_input(self, x2, "input2")
+        if x1.shape[-1:] != (self.in1_features,) or x2.shape[-1:] != (self.in2_features,) \
+                or x1.shape[:-1] != x2.shape[:-1]:
+            raise ValueError(f"{self.describe()}: expected inputs of shapes (*, "
+                             f"{self.in1_features}) and (*, {self.in2_features}) with the same "
+                             f"leading dimensions, got {x1.shape} and {x2.shape}")
+        lead = x1.shape[:-1]
+        a = x1.reshape(-1, self.in1_features)  # (M, I)
+        b = x2.reshape(-1, self.in2_features)  # (M, J)
+        O, I, J = self.weight.shape
+        # u[m, o, j] = sum_i a[m, i] W[o, i, j]: one (M, I) x (I, O*J) multiply
+        u = (a @ self.weight.data.transpose(1, 0, 2).reshape(I, O * J)).reshape(-1, O, J)
+        y = np.einsum("moj,mj->mo", u, b)
+        if self.bias is not None:
+            y += self.bias.data
+        self._cache = (a, b, u, lead) if self.caching else None
+        return y.reshape(*lead, O)
+
+    def backward(self, grad_out: NDArray) -> tuple[NDArray, NDArray]:
+        a, b, u, lead = self._saved(self._cache)
+        O, I, J = self.weight.shape
+        grad_out = check_grad(self, grad_out, (*lead, O))
+        g = grad_out.reshape(-1, O)  # (M, O)
+        gb = (g[:, :, None] * b[:, None, :]).reshape(-1, O * J)  # (M, O*J): g[m, o] b[m, j]
+        if self.weight.requires_grad:
+            # grad_W[o, i, j] = sum_m a[m, i] gb[m, (o, j)]: one (I, M) x (M, O*J) multiply
+            grad_w = (a.T @ gb).reshape(I, O, J).transpose(1, 0, 2)
+            self.weight.accumulate_grad(np.ascontiguousarray(grad_w), fresh=True)
+        if self.bias is not None and self.bias.requires_grad:
+            self.bias.accumulate_grad(g.sum(axis=0), fresh=True)
+        # grad_x2[m, j] = sum_o g[m, o] u[m, o, j]
+        grad_x2 = np.einsum("mo,moj->mj", g, u)
+        # grad_x1[m, i] = sum_{o, j} gb[m, (o, j)] W[o, i, j]
+        grad_x1 = gb @ self.weight.data.transpose(0, 2, 1).reshape(O * J, I)
+        return grad_x1.reshape(*lead, I), grad_x2.reshape(*lead, J)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")

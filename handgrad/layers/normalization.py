@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm.
+"""Batch normalization: BatchNorm1d, BatchNorm2d, BatchNorm3d (per-sample norms: layer_norm.py).
 
 Every layer here views its input as ``(A, B, S)`` groups of values and normalises with
 ``xhat = (x - mean) / sqrt(var + eps)`` (biased variance), then applies a per-feature affine
@@ -25,7 +25,7 @@ from ..layer import Layer
 from ..ops.parallel import GIL_FREE_SIZE, channel_sum, ones, run_chunks, split
 from ..parameter import Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 _vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
 
@@ -81,7 +81,7 @@ class _BatchNorm(Layer):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 dtype: DTypeLike = np.float32):
+                 dtype: DTypeLike = np.float32, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
         self.num_features = check_positive_int(name, "num_features", num_features)
@@ -96,9 +96,11 @@ class _BatchNorm(Layer):
             raise TypeError(f"{name}: expected a floating dtype, got {dtype}")
         if self.affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
         else:
             self.register_parameter("weight", None)
+        if self.affine and bias:
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
             self.register_parameter("bias", None)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
@@ -122,8 +124,9 @@ class _BatchNorm(Layer):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
+        if self.weight is not None:
             self.weight.data.fill(1)
+        if self.bias is not None:
             self.bias.data.fill(0)
 
     # ------------------------------------------------------------------ forward
@@ -134,7 +137,7 @@ class _BatchNorm(Layer):
                 f"{self._shape_text.format(C=self.num_features)}, got {x.shape}"
             )
         x = np.ascontiguousarray(x)
-        return x.reshape(x.shape[0], self.num_features, -1)  # (N, C, S)
+        return x.reshape(x.shape[0], self.num_features, math.prod(x.shape[2:]))  # (N, C, S)
 
     def forward(self, x: NDArray) -> NDArray:
         x = as_float_input(self, x)
@@ -145,6 +148,11 @@ class _BatchNorm(Layer):
                 f".astype(np.{self.running_mean.dtype}) or the layer with .to(np.{x.dtype})"
             )
         x3 = self._view(x)
+        if x3.size == 0:  # an empty batch: an empty output, as PyTorch (which counts it)
+            if self.training and self.track_running_stats:
+                self._buffers["num_batches_tracked"] += 1
+            self._cache = ("empty", x3, None, x.shape) if self.caching else None
+            return np.empty(x.shape, x.dtype)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             y3, cache = self._forward_batch_stats(x3, x.shape)
@@ -170,7 +178,8 @@ class _BatchNorm(Layer):
             xc = self._xc_buffer = np.empty_like(x3)
         y = np.empty_like(x3)
         mean, var, invstd = (np.empty(c, x3.dtype) for _ in range(3))
-        w, b = (self.weight.data, self.bias.data) if self.affine else (None, None)
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
 
         def block(worker: int, bounds: tuple[int, int]) -> None:
             k = slice(*bounds)  # channels are independent: threads take channel blocks
@@ -214,7 +223,7 @@ class _BatchNorm(Layer):
         invstd = 1.0 / np.sqrt(self.running_var + self.eps)
         scale = invstd * self.weight.data if self.affine else invstd
         shift = -self.running_mean * scale
-        if self.affine:
+        if self.bias is not None:
             shift += self.bias.data
         s = x3.shape[2]
         y = np.multiply(x3, _expand(scale, s))
@@ -226,6 +235,10 @@ class _BatchNorm(Layer):
         kind, saved, invstd, shape = self._saved(self._cache)
         grad_out = check_grad(self, grad_out, shape)
         g3 = np.ascontiguousarray(grad_out).reshape(saved.shape)  # (N, C, S)
+        if kind == "empty":
+            zeros = np.zeros(self.num_features, g3.dtype)
+            self._param_grads(zeros, zeros)
+            return np.zeros(shape, g3.dtype)
         if kind == "batch":
             grad_x = self._backward_batch_stats(g3, saved, invstd)
         else:
@@ -233,11 +246,10 @@ class _BatchNorm(Layer):
         return grad_x.reshape(shape)
 
     def _param_grads(self, sum_g: NDArray, sum_g_xhat: NDArray) -> None:
-        if self.affine:
-            if self.weight.requires_grad:
-                self.weight.accumulate_grad(sum_g_xhat, fresh=True)
-            if self.bias.requires_grad:
-                self.bias.accumulate_grad(sum_g, fresh=True)
+        if self.weight is not None and self.weight.requires_grad:
+            self.weight.accumulate_grad(sum_g_xhat, fresh=True)
+        if self.bias is not None and self.bias.requires_grad:
+            self.bias.accumulate_grad(sum_g, fresh=True)
 
     def _backward_batch_stats(self, g3: NDArray, xc: NDArray, invstd: NDArray) -> NDArray:
         # With M values per channel, xhat = xc * invstd and a = w * invstd:
@@ -271,15 +283,16 @@ class _BatchNorm(Layer):
         # grad_w = sum(g * xhat) = invstd * (sum(g * x) - running_mean * sum(g)).
         a = invstd * self.weight.data if self.affine else invstd
         grad_x = np.multiply(g3, _expand(a, g3.shape[2]))
-        if self.affine and (self.weight.requires_grad or self.bias.requires_grad):
+        if self.affine and any(p.requires_grad for p in (self.weight, self.bias) if p is not None):
             sum_g = channel_sum(g3)
             sum_g_xhat = (_channel_dot(g3, x3) - self.running_mean * sum_g) * invstd
             self._param_grads(sum_g, sum_g_xhat)
         return grad_x
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+        text = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        return text + (", bias=False" if self.affine and self.bias is None else "")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -298,6 +311,7 @@ class BatchNorm1d(_BatchNorm):
         affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
         track_running_stats: keep ``running_mean``, ``running_var``, ``num_batches_tracked``.
         dtype: parameter and buffer dtype (float32 by default).
+        bias: with ``affine``, also learn the bias (default True; keyword only).
 
     Shape:
         - input: ``(N, C)`` or ``(N, C, L)``; output: same shape
@@ -327,6 +341,7 @@ class BatchNorm2d(_BatchNorm):
         affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
         track_running_stats: keep ``running_mean``, ``running_var``, ``num_batches_tracked``.
         dtype: parameter and buffer dtype (float32 by default).
+        bias: with ``affine``, also learn the bias (default True; keyword only).
 
     Shape:
         - input: ``(N, C, H, W)``; output: same shape
@@ -340,202 +355,28 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, {C}, H, W)"
 
 
-class LayerNorm(Layer):
-    """Layer normalization over the last dimensions (Ba et al., 2016).
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over volumes, per channel (Ioffe & Szegedy, 2015).
 
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, mean and biased var taken over the
-    trailing ``normalized_shape`` dimensions of each sample; weight and bias are element-wise.
-
-    Args:
-        normalized_shape: an int or tuple, the trailing shape normalised over.
-        eps: added to the variance (default 1e-5).
-        elementwise_affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
-        bias: learn the bias (default True; only with ``elementwise_affine``).
-        dtype: parameter dtype (float32 by default).
-
-    Shape:
-        - input: ``(*, *normalized_shape)``; output: same shape
-        - weight, bias: ``normalized_shape``
-
-    Forward caches ``xhat`` and ``1/sqrt(var + eps)``.
-    """
-
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, dtype: DTypeLike = np.float32):
-        super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (normalized_shape,)
-        normalized_shape = tuple(normalized_shape)
-        for d in normalized_shape:
-            check_positive_int("LayerNorm", "normalized_shape entry", d)
-        if not normalized_shape:
-            raise ValueError("LayerNorm: expected a non-empty normalized_shape, got ()")
-        self.normalized_shape = tuple(int(d) for d in normalized_shape)
-        self.eps = _check_eps("LayerNorm", eps)
-        self.elementwise_affine = bool(elementwise_affine)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self._cache = None
-
-    def forward(self, x: NDArray) -> NDArray:
-        x = as_float_input(self, x)
-        k = len(self.normalized_shape)
-        if x.ndim < k or x.shape[x.ndim - k:] != self.normalized_shape:
-            raise ValueError(
-                f"{self.describe()}: expected input of shape (*, "
-                f"{', '.join(map(str, self.normalized_shape))}), got {x.shape}"
-            )
-        d = math.prod(self.normalized_shape)
-        x2 = np.ascontiguousarray(x).reshape(-1, d)  # (B, D)
-        mean = _row_sum(x2)
-        mean *= 1.0 / d
-        xhat = np.subtract(x2, mean[:, None])
-        var = _row_dot(xhat, xhat)
-        var *= 1.0 / d
-        invstd = var + self.eps
-        np.sqrt(invstd, out=invstd)
-        np.reciprocal(invstd, out=invstd)
-        xhat *= invstd[:, None]
-        if self.weight is not None:
-            y = np.multiply(xhat, self.weight.data.reshape(-1))
-            if self.bias is not None:
-                y += self.bias.data.reshape(-1)
-        else:
-            y = xhat
-        self._cache = (xhat, invstd, x.shape) if self.caching else None
-        return y.reshape(x.shape)
-
-    def backward(self, grad_out: NDArray) -> NDArray:
-        xhat, invstd, shape = self._saved(self._cache)
-        grad_out = check_grad(self, grad_out, shape)
-        b, d = xhat.shape
-        g2 = np.ascontiguousarray(grad_out).reshape(b, d)
-        if self.weight is not None:
-            if self.weight.requires_grad:
-                gw = ones(b, g2.dtype) @ (g2 * xhat)
-                self.weight.accumulate_grad(gw.reshape(self.normalized_shape), fresh=True)
-            if self.bias is not None and self.bias.requires_grad:
-                gb = ones(b, g2.dtype) @ g2
-                self.bias.accumulate_grad(gb.reshape(self.normalized_shape), fresh=True)
-            dxhat = g2 * self.weight.data.reshape(-1)
-        else:
-            dxhat = g2
-        # grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row
-        mean_d = _row_sum(dxhat) * (1.0 / d)
-        mean_dx = _row_dot(dxhat, xhat) * (1.0 / d)
-        grad_x = np.multiply(xhat, -mean_dx[:, None])
-        grad_x += dxhat
-        grad_x -= mean_d[:, None]
-        grad_x *= invstd[:, None]
-        return grad_x.reshape(shape)
-
-    def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
-
-
-class GroupNorm(Layer):
-    """Group normalization (Wu & He, 2018): channels split into groups, normalised per sample.
-
-    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; mean and biased var over each
-    sample's group of ``C / num_groups`` channels and all spatial positions; weight and bias
-    are per channel.
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, statistics over N, D, H and W; the
+    running statistics, ``momentum`` and ``track_running_stats`` work as in BatchNorm2d.
 
     Args:
-        num_groups: number of groups G (must divide num_channels).
-        num_channels: C.
+        num_features: C.
         eps: added to the variance (default 1e-5).
-        affine: learn per-channel ``weight`` (ones) and ``bias`` (zeros) (default True).
-        dtype: parameter dtype (float32 by default).
+        momentum: running-statistics factor (default 0.1), or None for a cumulative average.
+        affine: learn ``weight`` (ones) and ``bias`` (zeros) (default True).
+        track_running_stats: keep ``running_mean``, ``running_var``, ``num_batches_tracked``.
+        dtype: parameter and buffer dtype (float32 by default).
+        bias: with ``affine``, also learn the bias (default True; keyword only).
 
     Shape:
-        - input: ``(N, C, *)``; output: same shape
-        - weight, bias: ``(C,)``
+        - input: ``(N, C, D, H, W)``; output: same shape
+        - weight, bias, running_mean, running_var: ``(C,)``; num_batches_tracked: ``()`` int64
 
-    Forward caches ``xhat`` and ``1/sqrt(var + eps)``.
+    Forward caches ``x - mean`` and ``1/sqrt(var + eps)`` (batch statistics) or the input
+    (running statistics).
     """
 
-    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True, dtype: DTypeLike = np.float32):
-        super().__init__()
-        self.num_groups = check_positive_int("GroupNorm", "num_groups", num_groups)
-        self.num_channels = check_positive_int("GroupNorm", "num_channels", num_channels)
-        if num_channels % num_groups:
-            raise ValueError(
-                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
-                f"({num_groups})"
-            )
-        self.eps = _check_eps("GroupNorm", eps)
-        self.affine = bool(affine)
-        if self.affine:
-            self.weight = Parameter(np.ones(num_channels, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_channels, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self._cache = None
-
-    def forward(self, x: NDArray) -> NDArray:
-        x = as_float_input(self, x)
-        if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(
-                f"{self.describe()}: expected input of shape (N, {self.num_channels}, *), "
-                f"got {x.shape}"
-            )
-        n, c, g = x.shape[0], self.num_channels, self.num_groups
-        x3 = np.ascontiguousarray(x).reshape(n, c, -1)  # (N, C, S)
-        s = x3.shape[2]
-        k = (c // g) * s
-        xg = x3.reshape(n * g, k)  # (N*G, C/G*S)
-        mean = _row_sum(xg)
-        mean *= 1.0 / k
-        xhat = np.subtract(xg, mean[:, None])
-        var = _row_dot(xhat, xhat)
-        var *= 1.0 / k
-        invstd = var + self.eps
-        np.sqrt(invstd, out=invstd)
-        np.reciprocal(invstd, out=invstd)
-        xhat *= invstd[:, None]
-        xhat3 = xhat.reshape(n, c, s)
-        if self.affine:
-            y = np.multiply(xhat3, _expand(self.weight.data, s))
-            y += _expand(self.bias.data, s)
-        else:
-            y = xhat3
-        self._cache = (xhat3, invstd, x.shape) if self.caching else None
-        return y.reshape(x.shape)
-
-    def backward(self, grad_out: NDArray) -> NDArray:
-        xhat3, invstd, shape = self._saved(self._cache)
-        grad_out = check_grad(self, grad_out, shape)
-        n, c, s = xhat3.shape
-        g3 = np.ascontiguousarray(grad_out).reshape(n, c, s)
-        if self.affine:
-            if self.weight.requires_grad:
-                self.weight.accumulate_grad(_channel_dot(g3, xhat3), fresh=True)
-            if self.bias.requires_grad:
-                self.bias.accumulate_grad(channel_sum(g3), fresh=True)
-            dxhat = np.multiply(g3, _expand(self.weight.data, s))
-        else:
-            dxhat = g3
-        # grad_x = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per group
-        k = (c // self.num_groups) * s
-        d2 = dxhat.reshape(n * self.num_groups, k)
-        xh2 = xhat3.reshape(n * self.num_groups, k)
-        mean_d = _row_sum(d2) * (1.0 / k)
-        mean_dx = _row_dot(d2, xh2) * (1.0 / k)
-        grad_x = np.multiply(xh2, -mean_dx[:, None])
-        grad_x += d2
-        grad_x -= mean_d[:, None]
-        grad_x *= invstd[:, None]
-        return grad_x.reshape(shape)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+    _ranks = (5,)
+    _shape_text = "(N, {C}, D, H, W)"

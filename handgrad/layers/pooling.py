@@ -235,8 +235,8 @@ class AvgPool2d(_Pool2d):
     (``count_include_pad=False``), or ``divisor_override``.
 
     Args:
-        kernel_size, stride (default ``kernel_size``), padding (at most half the kernel),
-        ceil_mode, count_include_pad, divisor_override: as in PyTorch.
+        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override: as in
+            PyTorch (stride defaults to ``kernel_size``; padding is at most half the kernel).
 
     Shape:
         - input: ``(N, C, H, W)``

@@ -82,7 +82,7 @@ class _RNNBase(Layer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, dtype: DTypeLike = np.float32, rng=None,
-                 nonlinearity: str = "tanh"):
+                 nonlinearity: str = "tanh", proj_size: int = 0):
         super().__init__()
         name = type(self).__name__
         self.input_size = check_positive_int(name, "input_size", input_size)
@@ -98,16 +98,29 @@ class _RNNBase(Layer):
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or \
+                proj_size < 0:
+            raise ValueError(f"{name}: expected a non-negative integer proj_size, got "
+                             f"{proj_size!r}")
+        if proj_size and self.mode != "lstm":
+            raise ValueError(f"{name}: proj_size is only supported by LSTM, got {proj_size}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{name}: proj_size has to be smaller than hidden_size "
+                             f"({hidden_size}), got {proj_size}")
+        self.proj_size = int(proj_size)
         G = _GATES[self.mode] * hidden_size
+        P = self.proj_size or hidden_size  # the size of h (the output per direction)
         for k in range(num_layers):
-            in_size = input_size if k == 0 else hidden_size * self.num_directions
+            in_size = input_size if k == 0 else P * self.num_directions
             for suffix in self._suffixes():
                 setattr(self, f"weight_ih_l{k}{suffix}", Parameter(np.empty((G, in_size), dtype)))
-                setattr(self, f"weight_hh_l{k}{suffix}",
-                        Parameter(np.empty((G, hidden_size), dtype)))
+                setattr(self, f"weight_hh_l{k}{suffix}", Parameter(np.empty((G, P), dtype)))
                 if bias:
                     setattr(self, f"bias_ih_l{k}{suffix}", Parameter(np.empty(G, dtype)))
                     setattr(self, f"bias_hh_l{k}{suffix}", Parameter(np.empty(G, dtype)))
+                if self.proj_size:
+                    setattr(self, f"weight_hr_l{k}{suffix}",
+                            Parameter(np.empty((P, hidden_size), dtype)))
         gen = resolve_rng(rng)
         self.reset_parameters(gen)
         # the inter-layer dropout masks: the rest of the seeded stream, or a child generator
@@ -131,6 +144,14 @@ class _RNNBase(Layer):
         get = self._parameters.get
         return (get(f"weight_ih_l{k}{suffix}"), get(f"weight_hh_l{k}{suffix}"),
                 get(f"bias_ih_l{k}{suffix}"), get(f"bias_hh_l{k}{suffix}"))
+
+    def _projection(self, k: int, d: int) -> Parameter | None:
+        return self._parameters.get(f"weight_hr_l{k}{self._suffixes()[d]}")
+
+    @property
+    def _out_size(self) -> int:
+        """The size of h: proj_size with a projection, else hidden_size."""
+        return self.proj_size or self.hidden_size
 
     def _kernels(self):
         if self.mode == "lstm":
@@ -172,9 +193,13 @@ class _RNNBase(Layer):
     def _state_parts(self):
         return ("h_0", "c_0") if self.mode == "lstm" else ("h_0",)
 
+    def _state_sizes(self) -> tuple[int, ...]:
+        """The last dimension of each part of the state: h (proj_size or H), and c (H)."""
+        return (self._out_size, self.hidden_size) if self.mode == "lstm" else (self.hidden_size,)
+
     def _check_state(self, state, N: int, unbatched: bool, what: str = "state"):
         """The (initial or gradient) state as a tuple of (L*D, N, H) arrays (None: zeros)."""
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        LD = self.num_layers * self.num_directions
         names = self._state_parts()
         if what != "state":
             names = tuple(f"grad_{n[0]}_n" for n in names)
@@ -187,12 +212,12 @@ class _RNNBase(Layer):
             parts = tuple(state)
         else:
             parts = (state,)
-        expected = (LD, H) if unbatched else (LD, N, H)
         checked = []
-        for name, part in zip(names, parts):
+        for name, part, size in zip(names, parts, self._state_sizes()):
             if part is None and what != "state":
                 checked.append(None)
                 continue
+            expected = (LD, size) if unbatched else (LD, N, size)
             part = check_state_shape(self, part, expected, name)
             checked.append(part[:, None] if unbatched else part)
         return tuple(checked)
@@ -203,15 +228,61 @@ class _RNNBase(Layer):
         return parts if self.mode == "lstm" else parts[0]
 
     # ------------------------------------------------------------------ forward/backward
-    def forward(self, x: NDArray, state=None) -> NDArray:
+    def forward(self, x: NDArray, state=None, lengths=None) -> NDArray:
+        """The output sequence; the final state goes to ``self.final_state``.
+
+        ``lengths`` (N integers in ``[1, T]``, any order) makes a padded batch a batch of
+        variable-length sequences, as ``pack_padded_sequence`` does in PyTorch: sequence n
+        is only its first ``lengths[n]`` steps, the reverse direction starts at its last
+        real step, the output is zero past it, and ``final_state`` holds each sequence's
+        state after its own last step.
+        """
         x = as_float_input(self, x)
         x, unbatched = self._input_layout(x)
         T, N, _ = x.shape
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
         init = self._check_state(state, N, unbatched)
-        final = tuple(np.empty((LD, N, H), dtype=x.dtype) for _ in init)
-        run, _ = self._kernels()
         keep = self.caching
+        if lengths is None:
+            y, final, cache = self._forward_dense(x, init, keep)
+            self._cache = ("dense", cache, x.shape, unbatched) if keep else None
+        else:
+            groups = self._length_groups(lengths, T, N, unbatched)
+            y = np.zeros((T, N, self.num_directions * self._out_size), dtype=x.dtype)
+            final = tuple(np.empty((self.num_layers * self.num_directions, N, size), x.dtype)
+                          for size in self._state_sizes())
+            caches = []
+            for length, rows in groups:  # each group of equal lengths is one dense batch
+                part_init = tuple(None if s is None else s[:, rows] for s in init)
+                y_g, final_g, cache = self._forward_dense(x[:length, rows], part_init, keep)
+                y[:length, rows] = y_g
+                for buf, value in zip(final, final_g):
+                    buf[:, rows] = value
+                caches.append((length, rows, cache))
+            self._cache = ("lengths", caches, x.shape, unbatched) if keep else None
+        self.final_state = self._state_to_user(final, unbatched)
+        return self._to_user(y, unbatched)
+
+    def _length_groups(self, lengths, T: int, N: int, unbatched: bool):
+        """``[(length, row indices), ...]`` for the distinct lengths, longest first."""
+        lengths = np.asarray(lengths)
+        if unbatched:
+            lengths = lengths.reshape(-1)
+        if lengths.shape != (N,) or lengths.dtype.kind not in "iu":
+            raise ValueError(f"{self.describe()}: expected lengths as {N} integers (one per "
+                             f"sequence), got {lengths.dtype} array of shape {lengths.shape}")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"{self.describe()}: expected lengths in [1, {T}] (the padded "
+                             f"length), got min {lengths.min()} and max {lengths.max()}")
+        return [(int(length), np.flatnonzero(lengths == length))
+                for length in np.unique(lengths)[::-1]]
+
+    def _forward_dense(self, x: NDArray, init: tuple, keep: bool):
+        """All layers and directions over a (T, N, I) batch of full-length sequences."""
+        T, N, _ = x.shape
+        LD = self.num_layers * self.num_directions
+        sizes = self._state_sizes()
+        final = tuple(np.empty((LD, N, size), dtype=x.dtype) for size in sizes)
+        run, _ = self._kernels()
         layer_caches, masks = [], []
         inp = x
         for k in range(self.num_layers):
@@ -224,21 +295,23 @@ class _RNNBase(Layer):
             outputs, caches = [], []
             for d in range(self.num_directions):
                 idx = k * self.num_directions + d
-                start = tuple(np.zeros((N, H), x.dtype) if s is None else s[idx] for s in init)
+                start = tuple(np.zeros((N, size), x.dtype) if s is None else s[idx]
+                              for s, size in zip(init, sizes))
                 w_ih, w_hh, b_ih, b_hh = self._weights(k, d)
+                extra = {}
+                if self.proj_size:
+                    extra["w_hr"] = self._projection(k, d).data
                 y, last, cache = run(inp, start, w_ih.data, w_hh.data,
                                      None if b_ih is None else b_ih.data,
                                      None if b_hh is None else b_hh.data,
-                                     reverse=d == 1, keep=keep)
+                                     reverse=d == 1, keep=keep, **extra)
                 for buf, value in zip(final, last):
                     buf[idx] = value
                 outputs.append(y)
                 caches.append(cache)
             inp = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=2)
             layer_caches.append(caches)
-        self._cache = (layer_caches, masks, x.shape, unbatched) if keep else None
-        self.final_state = self._state_to_user(final, unbatched)
-        return self._to_user(inp, unbatched)
+        return inp, final, ((layer_caches, masks) if keep else None)
 
     def _dropout_mask(self, shape, dtype) -> NDArray:
         if self.dropout == 1.0:
@@ -255,22 +328,41 @@ class _RNNBase(Layer):
         ``grad_final_state`` the gradient arriving at ``final_state`` (same structure;
         ``None`` or, for the LSTM, ``(grad_h, None)``/``(None, grad_c)`` for zeros).
         """
-        layer_caches, masks, (T, N, _), unbatched = self._saved(self._cache)
-        D, H = self.num_directions, self.hidden_size
-        out_shape = (T, N, D * H)
+        kind, cache, (T, N, I), unbatched = self._saved(self._cache)
+        out_shape = (T, N, self.num_directions * self._out_size)
         if grad_out is None:
             grad = np.zeros(out_shape, dtype=self.dtype)
         else:
             grad = np.asarray(grad_out)
-            user_shape = self._to_user(np.empty((T, N, D * H), dtype=np.int8), unbatched).shape
+            user_shape = self._to_user(np.empty(out_shape, dtype=np.int8), unbatched).shape
             if grad.shape != user_shape:
                 raise ValueError(f"{self.describe()}: expected grad_out of shape {user_shape} "
                                  f"(the forward output's), got {grad.shape}")
             grad = grad[:, None] if unbatched else grad
             grad = grad.transpose(1, 0, 2) if self.batch_first and not unbatched else grad
         grad_final = self._check_state(grad_final_state, N, unbatched, what="grad_final_state")
-        grad_init = tuple(np.empty((self.num_layers * D, N, H), dtype=self.dtype)
-                          for _ in grad_final)
+        if kind == "dense":
+            grad_x, grad_init = self._backward_dense(cache, grad, grad_final)
+        else:  # each group of equal lengths backpropagates as the dense batch it ran as
+            grad_x = np.zeros((T, N, I), dtype=self.dtype)
+            grad_init = tuple(np.empty((self.num_layers * self.num_directions, N, size),
+                                       self.dtype) for size in self._state_sizes())
+            for length, rows, part in cache:
+                part_final = tuple(None if g is None else g[:, rows] for g in grad_final)
+                gx, g_init = self._backward_dense(part, grad[:length, rows], part_final)
+                grad_x[:length, rows] = gx
+                for buf, value in zip(grad_init, g_init):
+                    buf[:, rows] = value
+        self.grad_initial_state = self._state_to_user(grad_init, unbatched)
+        return self._to_user(grad_x, unbatched)
+
+    def _backward_dense(self, cache, grad: NDArray, grad_final: tuple):
+        """BPTT through all layers and directions of one :meth:`_forward_dense` call."""
+        layer_caches, masks = cache
+        T, N = grad.shape[:2]
+        D, H = self.num_directions, self._out_size
+        grad_init = tuple(np.empty((self.num_layers * D, N, size), dtype=self.dtype)
+                          for size in self._state_sizes())
         _, run_backward = self._kernels()
         for k in reversed(range(self.num_layers)):
             grad_inp = None
@@ -280,7 +372,14 @@ class _RNNBase(Layer):
                 cache = layer_caches[k][d]
                 grad_y = grad if D == 1 else grad[..., d * H:(d + 1) * H]
                 last = tuple(None if g is None else g[idx] for g in grad_final)
-                g_init, g_ih, g_hh, prev_h = run_backward(cache, grad_y, last, w_hh.data)
+                w_hr = self._projection(k, d) if self.proj_size else None
+                if w_hr is None:
+                    g_init, g_ih, g_hh, prev_h = run_backward(cache, grad_y, last, w_hh.data)
+                else:
+                    g_init, g_ih, g_hh, prev_h, g_hr = run_backward(cache, grad_y, last,
+                                                                    w_hh.data, w_hr.data)
+                    if w_hr.requires_grad:
+                        w_hr.accumulate_grad(g_hr, fresh=True)
                 for buf, value in zip(grad_init, g_init):
                     buf[idx] = value
                 x_k = cache[0]  # the projection input, maybe with a ones column
@@ -294,8 +393,7 @@ class _RNNBase(Layer):
             if masks[k] is not None:
                 grad_inp *= masks[k]
             grad = grad_inp
-        self.grad_initial_state = self._state_to_user(grad_init, unbatched)
-        return self._to_user(grad, unbatched)
+        return grad, grad_init
 
     def extra_repr(self) -> str:
         parts = [str(self.input_size), str(self.hidden_size)]
@@ -311,6 +409,8 @@ class _RNNBase(Layer):
             parts.append(f"dropout={self.dropout}")
         if self.bidirectional:
             parts.append("bidirectional=True")
+        if self.proj_size:
+            parts.append(f"proj_size={self.proj_size}")
         return ", ".join(parts)
 
 
@@ -367,11 +467,21 @@ class LSTM(_RNNBase):
     __doc__ = """Long short-term memory, PyTorch's equations and gate order (i, f, g, o).
 
     ``i, f, o = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*)``, ``g = tanh(...)``,
-    ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``.
+    ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``. With ``proj_size = P > 0``
+    (LSTMP, Sak et al. 2014, as PyTorch): ``h_t = (o * tanh(c_t)) W_hr^T`` of size P, so
+    h, the output and ``weight_hh_l{k}`` (4H, P) use P, layers after the first take
+    ``D * P`` inputs, ``weight_hr_l{k}`` is (P, hidden_size), and c keeps hidden_size.
     """ + _SHAPE_DOC.format(
         G=4, lstm="; the state is a tuple ``(h, c)`` of two such arrays", cn=", c_n",
         cache=", cell states, activated gates and tanh(c)")
     mode = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0,
+                 dtype: DTypeLike = np.float32, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, rng, proj_size=proj_size)
 
 
 class GRU(_RNNBase):

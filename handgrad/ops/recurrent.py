@@ -190,11 +190,14 @@ def _lstm_scale(H: int, dtype) -> NDArray:
     return scale
 
 
-def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
+def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, w_hr=None):
     """PyTorch's LSTM, gates (i, f, g, o):
 
     i, f, o = sigmoid(W_i* x + b_i* + W_h* h + b_h*);  g = tanh(W_ig x + b_ig + W_hg h + b_hg)
     c' = f * c + i * g;  h' = o * tanh(c')
+
+    With a projection ``w_hr`` (P, H) (PyTorch's ``proj_size``): ``m = o * tanh(c')`` and
+    ``h' = m W_hr^T``, so h is (N, P) and ``w_hh`` is (4H, P); ``m`` is kept for backward.
 
     The gate buffer ends up holding sigmoid(a) for i, f, o and r = sigmoid(2 a) for g
     (tanh(a) = 2 r - 1 goes to its own buffer), so one formula s (1 - s) gives every gate's
@@ -202,17 +205,20 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
     """
     h0, c0 = state
     T, N, _ = x.shape
-    H = w_hh.shape[1]
+    H = w_hh.shape[0] // 4
+    P = H if w_hr is None else w_hr.shape[0]  # the size of h
     po, co = _offsets(reverse)
     scale = _lstm_scale(H, x.dtype)  # folded into the weights: gates hold k * a
     bias = None if b_ih is None else b_ih + b_hh
     gates = np.empty((T, N, 4 * H), dtype=x.dtype)
     xp = _project(x, w_ih, bias, gates, scale)
-    w_hh_t = w_hh.T * scale  # (H, 4H)
-    hs = np.empty((T + 1, N, H), dtype=x.dtype)
+    w_hh_t = w_hh.T * scale  # (P, 4H)
+    hs = np.empty((T + 1, N, P), dtype=x.dtype)
     cs = np.empty((T + 1, N, H), dtype=x.dtype)
     tanh_c = np.empty((T, N, H), dtype=x.dtype)
     tanh_g = np.empty((T, N, H), dtype=x.dtype)
+    ms = None if w_hr is None else np.empty((T, N, H), dtype=x.dtype)  # o * tanh(c)
+    w_hr_t = None if w_hr is None else w_hr.T  # (H, P)
     hs[po * T] = h0
     cs[po * T] = c0
 
@@ -220,15 +226,16 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
         k = slice(*bounds)
         with np.errstate(over="ignore"):
             _lstm_loop(T, reverse, H, gates[:, k], hs[:, k], cs[:, k], tanh_c[:, k],
-                       tanh_g[:, k], w_hh_t)
+                       tanh_g[:, k], w_hh_t, None if ms is None else ms[:, k], w_hr_t)
 
     run_chunks(rows, _row_blocks(T, N, H))
-    cache = (xp, hs, cs, gates, tanh_g, tanh_c, reverse) if keep else None
+    cache = (xp, hs, cs, gates, tanh_g, tanh_c, reverse, ms) if keep else None
     return hs[co:co + T], (hs[co * T], cs[co * T]), cache
 
 
-def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t):
-    """The time loop of ``lstm_forward`` over one block of batch rows (all arrays its views)."""
+def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, ms=None, w_hr_t=None):
+    """The time loop of ``lstm_forward`` over one block of batch rows (all arrays its views);
+    with a projection, ``ms[t] = o * tanh(c)`` and ``h = ms[t] @ w_hr_t``."""
     po, co = _offsets(reverse)
     n_rows = hs.shape[1]
     tmp = np.empty((n_rows, 4 * H), dtype=hs.dtype)
@@ -248,43 +255,58 @@ def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t):
         np.multiply(s[:, :H], g, out=tmp_h)
         c += tmp_h
         np.tanh(c, out=tanh_c[t])
-        np.multiply(s[:, 3 * H:], tanh_c[t], out=hs[t + co])
+        if ms is None:
+            np.multiply(s[:, 3 * H:], tanh_c[t], out=hs[t + co])
+        else:
+            np.multiply(s[:, 3 * H:], tanh_c[t], out=ms[t])
+            np.matmul(ms[t], w_hr_t, out=hs[t + co])
 
 
-def lstm_backward(cache, grad_y, grad_final, w_hh):
+def lstm_backward(cache, grad_y, grad_final, w_hh, w_hr=None):
     # With dh = dL/dh_t and dc = dL/dc_t (including what flows back from step t+1):
     #   dc += dh * o * (1 - tanh(c)^2) = o * (dh - tanh(c) * (dh * tanh(c)))
     #   da_o = dh * tanh(c) * o(1-o),  da_i = dc * g * i(1-i),  da_f = dc * c_{t-1} * f(1-f)
     #   da_g = dc * i * (1-g^2) = dc * i * 4 r(1-r);  dc_{t-1} = dc * f;  dh_{t-1} = da @ W_hh
+    # With a projection h = m W_hr^T, the formulas above take dm = dh @ W_hr in place of dh,
+    # and dW_hr = sum_t dh_t^T m_t (returned as a 5th value; one matmul after the loop).
     # Everything per step on (N, 4H) blocks that stay in cache (no whole-sequence passes).
-    x, hs, cs, gates, tanh_g, tanh_c, reverse = cache
+    x, hs, cs, gates, tanh_g, tanh_c, reverse, ms = cache
     T, N, _ = x.shape
-    H = hs.shape[-1]
+    H, P = cs.shape[-1], hs.shape[-1]
     po, _ = _offsets(reverse)
     grad_pre = np.empty_like(gates)
-    dh_all = _grad_init(grad_final[0], (N, H), x.dtype)
+    dh_all = _grad_init(grad_final[0], (N, P), x.dtype)
     dc_all = _grad_init(grad_final[1], (N, H), x.dtype)
+    dhs = None if w_hr is None else np.empty((T, N, P), dtype=x.dtype)  # dL/dh_t, for dW_hr
 
     def rows(worker: int, bounds: tuple[int, int]) -> None:
         k = slice(*bounds)
         _lstm_backward_loop(T, reverse, H, grad_y[:, k], gates[:, k], tanh_c[:, k],
-                            tanh_g[:, k], cs[:, k], grad_pre[:, k], dh_all[k], dc_all[k], w_hh)
+                            tanh_g[:, k], cs[:, k], grad_pre[:, k], dh_all[k], dc_all[k], w_hh,
+                            None if dhs is None else dhs[:, k], w_hr)
 
     run_chunks(rows, _row_blocks(T, N, H))
-    return (dh_all, dc_all), grad_pre, grad_pre, hs[po:po + T]
+    if w_hr is None:
+        return (dh_all, dc_all), grad_pre, grad_pre, hs[po:po + T]
+    grad_w_hr = dhs.reshape(T * N, P).T @ ms.reshape(T * N, H)  # (P, H)
+    return (dh_all, dc_all), grad_pre, grad_pre, hs[po:po + T], grad_w_hr
 
 
-def _lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs, grad_pre, dh, dc,
-                        w_hh):
+def _lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs, grad_pre, dh_in, dc,
+                        w_hh, dhs=None, w_hr=None):
     """The BPTT loop of ``lstm_backward`` over one block of batch rows (all arrays are that
-    block's views); ``dh`` and ``dc`` come in as the final-state gradients and leave as the
-    initial-state gradients."""
+    block's views); ``dh_in`` and ``dc`` come in as the final-state gradients and leave as
+    the initial-state gradients. With a projection, ``dhs[t]`` receives dL/dh_t."""
     po, _ = _offsets(reverse)
-    n = dh.shape[0]
-    up = np.empty((n, 4 * H), dtype=dh.dtype)
-    tmp_h = np.empty((n, H), dtype=dh.dtype)
+    n = dh_in.shape[0]
+    up = np.empty((n, 4 * H), dtype=dh_in.dtype)
+    tmp_h = np.empty((n, H), dtype=dh_in.dtype)
+    dh = dh_in if w_hr is None else np.empty((n, H), dtype=dh_in.dtype)  # dL/dm with w_hr
     for t in _steps(T, reverse, backward=True):
-        dh += grad_y[t]
+        dh_in += grad_y[t]
+        if w_hr is not None:
+            dhs[t] = dh_in
+            np.matmul(dh_in, w_hr, out=dh)
         s = gates[t]
         tc = tanh_c[t]
         up_o = up[:, 3 * H:]
@@ -303,7 +325,7 @@ def _lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs, grad_p
         da *= s
         da *= up
         dc *= s[:, H:2 * H]
-        np.matmul(da, w_hh, out=dh)
+        np.matmul(da, w_hh, out=dh_in)
 
 
 # ---------------------------------------------------------------------------- GRU

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -30,10 +31,16 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
 from ..layer import Layer
 from ..random import generator_from_state, rng_state, set_rng_state
 
-__all__ = ["save", "load", "load_into", "rng_state", "set_rng_state", "generator_from_state"]
+__all__ = ["save", "load", "load_into", "remove_stale_temporaries", "rng_state", "set_rng_state",
+           "generator_from_state"]
 
 FORMAT_NAME = "handgrad-checkpoint"
 FORMAT_VERSION = 1
@@ -189,9 +196,10 @@ def save(obj: Any, path: str | os.PathLike, compress: bool = False) -> None:
                                 f"(create it before saving {path})")
     # mkstemp creates the file 0600: give it the old checkpoint's mode, or rw-r--r--
     mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
+        _hold(fd)  # while this process lives, no other save or load takes the file for stale
         with os.fdopen(fd, "wb") as file:
             if hasattr(os, "fchmod"):
                 os.fchmod(file.fileno(), mode)
@@ -210,6 +218,52 @@ def save(obj: Any, path: str | os.PathLike, compress: bool = False) -> None:
                                      f"is unchanged") from err
         raise
     _fsync_directory(directory)
+
+
+def _temporary_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+def _hold(fd: int) -> None:
+    """Lock a temporary file for as long as the writing process lives (POSIX ``flock``)."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[str]:
+    """Remove the temporary files that saves to ``path`` killed mid-write left behind.
+
+    A save writes ``.NAME.XXXXXXXX.tmp`` beside ``path`` and holds an exclusive ``flock`` on
+    it until it renames it; the lock dies with the process. So a temporary whose lock can be
+    taken belongs to no running save and is removed; one that a live save is writing is left
+    alone. (Without ``fcntl``, e.g. on Windows, nothing is removed.) Returns the removed
+    paths. ``save`` and ``load`` call this for their path.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    ours = re.compile(re.escape(_temporary_prefix(path)) + r"[A-Za-z0-9_]{8}\.tmp")
+    removed: list[str] = []
+    if fcntl is None:
+        return removed
+    try:
+        names = [n for n in os.listdir(directory) if ours.fullmatch(n)]
+    except OSError:
+        return removed
+    for name in names:
+        candidate = os.path.join(directory, name)
+        try:
+            fd = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(candidate)
+            removed.append(candidate)
+        except OSError:
+            pass  # a live save holds it, or it is not ours to remove
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:
@@ -234,11 +288,16 @@ def load(path: str | os.PathLike) -> Any:
     anything that is not an intact handgrad checkpoint (truncated, corrupt, pickled data).
     """
     path = os.fspath(path)
+    remove_stale_temporaries(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"handgrad.load: no checkpoint at {path}")
 
     def bad(what: str) -> ValueError:
         return ValueError(f"handgrad.load: {path} is not a valid handgrad checkpoint ({what})")
+
+    if os.path.isdir(path):
+        raise bad("it is a directory; pass the checkpoint file inside it, e.g. "
+                  f"{os.path.join(path, 'last.npz')}")
 
     with open(path, "rb") as file:
         head = file.read(4)
@@ -251,6 +310,9 @@ def load(path: str | os.PathLike) -> Any:
             if _META_KEY not in names:
                 raise bad(f"no {_META_KEY!r} metadata member; not written by handgrad.save")
             arrays = {name: archive[name] for name in names}
+        for name, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                raise bad(f"member {name!r} is not a .npy array")
     except ValueError as err:
         if str(err).startswith("handgrad.load"):
             raise
@@ -260,8 +322,12 @@ def load(path: str | os.PathLike) -> Any:
         raise bad(f"corrupt or truncated: {err}") from err
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
         raise bad(f"corrupt or truncated: {type(err).__name__}: {err}") from err
+    meta_array = arrays.pop(_META_KEY)
+    if meta_array.dtype != np.uint8 or meta_array.ndim != 1:
+        raise bad(f"the {_META_KEY!r} member holds {meta_array.dtype} data of shape "
+                  f"{meta_array.shape}, expected the bytes of a JSON document (uint8, 1-D)")
     try:
-        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
+        meta = json.loads(meta_array.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise bad(f"unreadable metadata: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:

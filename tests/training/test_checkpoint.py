@@ -318,3 +318,79 @@ def test_round_trip_property(tmp_path_factory, tree):
     path = tmp_path_factory.mktemp("ckpt") / "t.npz"
     handgrad.save(tree, path)
     _assert_same(tree, handgrad.load(path))
+
+
+def test_loading_a_directory_is_a_clear_value_error(tmp_path):
+    with pytest.raises(ValueError, match=r"is a directory.*last\.npz"):
+        handgrad.load(tmp_path)
+
+
+def test_members_that_are_not_npy_arrays_are_refused(tmp_path):
+    meta = json.dumps({"format": "handgrad-checkpoint", "version": 1, "root": None})
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as archive:
+        archive.writestr("__handgrad__", meta)  # raw bytes: np.load returns bytes, not an array
+    with pytest.raises(ValueError, match=r"raw\.npz.*'__handgrad__' is not a \.npy array"):
+        handgrad.load(tmp_path / "raw.npz")
+    path = tmp_path / "extra.npz"
+    handgrad.save({"w": np.ones(2)}, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("notes.txt", b"hello")
+    with pytest.raises(ValueError, match=r"extra\.npz.*'notes\.txt' is not a \.npy array"):
+        handgrad.load(path)
+    np.savez(tmp_path / "wide.npz", __handgrad__=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"wide\.npz.*float64 data of shape \(2, 2\)"):
+        handgrad.load(tmp_path / "wide.npz")
+
+
+SLOW_SAVE = """
+import sys, time
+import numpy as np
+import handgrad
+from handgrad.training import checkpoint
+
+def slow(file, arrays, compress):
+    file.write(b"PK\\x03\\x04partial")
+    file.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+checkpoint._write_arrays = slow
+handgrad.save({"epoch": 2}, sys.argv[1])
+"""
+
+
+def test_save_killed_mid_write_leaves_a_temporary_that_the_next_save_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "last.npz"
+    handgrad.save({"epoch": 1}, path)
+    child = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        temporaries = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert len(temporaries) == 1
+        assert checkpoint.remove_stale_temporaries(path) == []  # a live save keeps its file
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    assert temporaries[0].exists() and handgrad.load(path)["epoch"] == 1
+    handgrad.save({"epoch": 3}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.npz"]
+    assert handgrad.load(path)["epoch"] == 3
+
+
+def test_load_removes_stale_temporaries_of_its_path_only(tmp_path):
+    path = tmp_path / "last.npz"
+    handgrad.save({"epoch": 1}, path)
+    stale = tmp_path / ".last.npz.abcd1234.tmp"
+    other = tmp_path / ".last.npz.bak.abcd1234.tmp"  # another path's temporary
+    stale.write_bytes(b"PK\x03\x04partial")
+    other.write_bytes(b"PK\x03\x04partial")
+    assert handgrad.load(path)["epoch"] == 1
+    assert not stale.exists() and other.exists()
