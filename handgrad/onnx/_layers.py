@@ -9,9 +9,11 @@ import numpy as np
 from ..layers import (
     ELU,
     GELU,
+    Bilinear,
     Conv2d,
     Dropout,
     Embedding,
+    EmbeddingBag,
     Flatten,
     Identity,
     LeakyReLU,
@@ -26,6 +28,7 @@ from ..layers import (
 )
 from ..ops.window import resolve_padding
 from ._graph import ExportContext, Tensor, converter
+from ._pool_norm import reduce
 
 
 # ---------------------------------------------------------------------------- dense
@@ -39,6 +42,14 @@ def linear(ctx: ExportContext, layer: Linear, x: Tensor) -> Tensor:
     weight_t = ctx.node("Transpose", [weight], perm=[1, 0])[0]  # (in, out)
     xw = ctx.op("MatMul", [x, weight_t], y)
     return xw if bias is None else ctx.op("Add", [xw, bias], y)
+
+
+@converter(Bilinear)
+def bilinear(ctx: ExportContext, layer: Bilinear, x1: Tensor, x2: Tensor) -> Tensor:
+    """``y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]``: one Einsum."""
+    y = ctx.run(layer, x1.value, x2.value)
+    out = ctx.op("Einsum", [x1, ctx.param(layer, "weight"), x2], y, equation="...i,oij,...j->...o")
+    return out if layer.bias is None else ctx.op("Add", [out, ctx.param(layer, "bias")], y)
 
 
 @converter(Identity)
@@ -149,4 +160,51 @@ def unflatten(ctx: ExportContext, layer: Unflatten, x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------- lookup
 @converter(Embedding)
 def embedding(ctx: ExportContext, layer: Embedding, ids: Tensor) -> Tensor:
+    ctx.ensure(layer.max_norm is None, layer, "max_norm (rows renormalized at lookup) is not "
+               "exported")
     return ctx.op("Gather", [ctx.param(layer, "weight"), ids], ctx.run(layer, ids.value), axis=0)
+
+
+@converter(EmbeddingBag)
+def embedding_bag(ctx: ExportContext, layer: EmbeddingBag, ids: Tensor, offsets=None,
+                  per_sample_weights: Tensor | None = None) -> Tensor:
+    """Fixed-length bags (B, L): Gather, then a sum, mean or max over L. Padding ids are
+    masked out of the sum and the count (an empty bag gives zeros)."""
+    ctx.ensure(ids.value.ndim == 2 and offsets is None, layer,
+               "only fixed-length bags (a 2-d input without offsets) are exported")
+    ctx.ensure(layer.max_norm is None, layer, "max_norm is not exported")
+    ctx.ensure(layer.padding_idx is None or layer.mode != "max", layer,
+               "padding_idx with mode='max' is not exported")
+    weights = None if per_sample_weights is None else per_sample_weights.value
+    y = layer(ids.value, None, weights)
+    rows = ctx.node("Gather", [ctx.param(layer, "weight"), ids], axis=0)[0]  # (B, L, D)
+    dtype = y.dtype
+    if layer.mode == "max":
+        return reduce(ctx, "ReduceMax", rows, [1], y, keepdims=0)
+    mask = None
+    if layer.padding_idx is not None:  # (B, L, 1): 1 for real ids, 0 for padding
+        same = ctx.node("Equal", [ids, ctx.const(np.asarray(layer.padding_idx), "padding")])[0]
+        mask = ctx.node("Cast", [ctx.node("Not", [same])[0]],
+                        to=int(_tensor_dtype(dtype)))[0]
+    factor = mask
+    if per_sample_weights is not None:
+        factor = per_sample_weights.name if mask is None else \
+            ctx.node("Mul", [per_sample_weights, mask])[0]
+    if factor is not None:
+        rows = ctx.node("Mul", [rows, ctx.node("Unsqueeze", [factor, ctx.ints([2], "axis2")])[0]]
+                        )[0]
+    total = reduce(ctx, "ReduceSum", rows, [1], y, keepdims=0)
+    if layer.mode == "sum":
+        return total
+    if mask is None:
+        return reduce(ctx, "ReduceMean", ctx.node("Gather", [ctx.param(layer, "weight"), ids],
+                                                  axis=0)[0], [1], y, keepdims=0)
+    count = reduce(ctx, "ReduceSum", mask, [1], y, keepdims=1)  # (B, 1)
+    count = ctx.node("Max", [count, ctx.const(np.asarray(1, dtype), "one")])[0]
+    return ctx.op("Div", [total, count], y)
+
+
+def _tensor_dtype(dtype) -> int:
+    from onnx import helper
+
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -10,10 +10,16 @@ from ..layers import (
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
     GlobalAvgPool2d,
     GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
+    LocalResponseNorm,
     MaxPool2d,
+    RMSNorm,
 )
 from ..layers.pooling import _averaging_matrix, adaptive_bins
 from ._graph import ExportContext, Tensor, converter
@@ -21,8 +27,9 @@ from ._graph import ExportContext, Tensor, converter
 
 def reduce(ctx: ExportContext, op: str, x: Tensor | str, axes: list[int], value: np.ndarray,
            keepdims: int = 1) -> Tensor:
-    """``ReduceMean``/``ReduceMax`` over ``axes``: an attribute before opset 18, an input after."""
-    if ctx.opset >= 18:
+    """``ReduceMean``/``ReduceMax``/... over ``axes``: an attribute before opset 18 (13 for
+    ``ReduceSum``), an input from then on."""
+    if ctx.opset >= (13 if op == "ReduceSum" else 18):
         return ctx.op(op, [x, ctx.ints(axes, "axes")], value, keepdims=keepdims)
     return ctx.op(op, [x], value, axes=axes, keepdims=keepdims)
 
@@ -124,7 +131,16 @@ def _affine(ctx: ExportContext, layer, x: Tensor | str, y: np.ndarray, channels:
                                                   y.ndim)], y)
 
 
-@converter(BatchNorm1d, BatchNorm2d)
+def _scale_shift(ctx: ExportContext, layer, channels: int, dtype) -> tuple[str, str]:
+    """The layer's weight and bias initializers, or constant ones and zeros for missing ones."""
+    scale = ctx.param(layer, "weight") if layer.weight is not None else \
+        ctx.const(np.ones(channels, dtype), "scale")
+    shift = ctx.param(layer, "bias") if getattr(layer, "bias", None) is not None else \
+        ctx.const(np.zeros(channels, dtype), "shift")
+    return scale, shift
+
+
+@converter(BatchNorm1d, BatchNorm2d, BatchNorm3d)
 def batch_norm(ctx: ExportContext, layer, x: Tensor) -> Tensor:
     y = ctx.run(layer, x.value)
     C, dtype = layer.num_features, x.value.dtype
@@ -136,11 +152,7 @@ def batch_norm(ctx: ExportContext, layer, x: Tensor) -> Tensor:
         std = ctx.node("Sqrt", [ctx.node("Add", [var, ctx.const(
             np.asarray(layer.eps, dtype), "eps")])[0]])[0]
         return _affine(ctx, layer, ctx.node("Div", [centered, std])[0], y, C)
-    if layer.affine:
-        scale, shift = ctx.param(layer, "weight"), ctx.param(layer, "bias")
-    else:
-        scale = ctx.const(np.ones(C, dtype), "scale")
-        shift = ctx.const(np.zeros(C, dtype), "shift")
+    scale, shift = _scale_shift(ctx, layer, C, dtype)
     return ctx.op("BatchNormalization", [x, scale, shift, ctx.param(layer, "running_mean"),
                                          ctx.param(layer, "running_var")], y,
                   epsilon=layer.eps)
@@ -173,3 +185,63 @@ def group_norm(ctx: ExportContext, layer: GroupNorm, x: Tensor) -> Tensor:
                       epsilon=layer.eps)[0]
     back = ctx.node("Reshape", [normed, ctx.ints([0] + list(x.value.shape[1:]))])[0]
     return _affine(ctx, layer, back, y, layer.num_channels)
+
+
+@converter(InstanceNorm1d, InstanceNorm2d, InstanceNorm3d)
+def instance_norm(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """Batch statistics: InstanceNormalization; running statistics (eval): BatchNormalization."""
+    y = ctx.run(layer, x.value)
+    unbatched = x.value.ndim == layer._rank
+    axis0 = ctx.ints([0], "axis0") if unbatched else None
+    xb = ctx.node("Unsqueeze", [x, axis0])[0] if unbatched else x.name
+    channels = x.value.shape[0 if unbatched else 1]
+    scale, shift = _scale_shift(ctx, layer, channels, x.value.dtype)
+    if layer.track_running_stats:
+        out = ctx.node("BatchNormalization", [xb, scale, shift, ctx.param(layer, "running_mean"),
+                                              ctx.param(layer, "running_var")],
+                       epsilon=layer.eps)[0]
+    else:
+        out = ctx.node("InstanceNormalization", [xb, scale, shift], epsilon=layer.eps)[0]
+    return ctx.op("Squeeze", [out, axis0], y) if unbatched else Tensor(out, y)
+
+
+@converter(RMSNorm)
+def rms_norm(ctx: ExportContext, layer: RMSNorm, x: Tensor) -> Tensor:
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing normalized_shape axes."""
+    y = ctx.run(layer, x.value)
+    dtype = x.value.dtype
+    eps = np.finfo(dtype).eps if layer.eps is None else layer.eps
+    axes = list(range(-len(layer.normalized_shape), 0))
+    square = ctx.node("Pow", [x, ctx.const(np.asarray(2, dtype), "two")])[0]
+    mean = reduce(ctx, "ReduceMean", square, axes, y)
+    rms = ctx.node("Sqrt", [ctx.node("Add", [mean, ctx.const(np.asarray(eps, dtype), "eps")])[0]])
+    normed = ctx.node("Div", [x, rms[0]])[0]
+    if layer.weight is None:
+        return Tensor(normed, y)
+    return ctx.op("Mul", [normed, ctx.param(layer, "weight")], y)
+
+
+@converter(LocalResponseNorm)
+def local_response_norm(ctx: ExportContext, layer: LocalResponseNorm, x: Tensor) -> Tensor:
+    """Odd sizes: ONNX's LRN (its window is PyTorch's then). Even sizes, which ONNX Runtime's
+    LRN refuses and where ONNX's window differs (``[c - (size-1)//2, c + size//2]``): the
+    formula, with the channel-window sum of x^2 as an average pool over (N, 1, C, S)."""
+    y = ctx.run(layer, x.value)
+    ndim, dtype, size = x.value.ndim, x.value.dtype, layer.size
+    if size % 2:
+        h = x.name if ndim == 4 else ctx.node("Reshape", [x, ctx.ints([0, 0, -1, 1])])[0]
+        h = ctx.node("LRN", [h], size=size, alpha=layer.alpha, beta=layer.beta,
+                     bias=layer.k)[0]
+        if ndim != 4:
+            h = ctx.node("Reshape", [h, ctx.ints([0] + list(x.value.shape[1:]))])[0]
+        return Tensor(h, y)
+    square = ctx.node("Pow", [x, ctx.const(np.asarray(2, dtype), "two")])[0]
+    stacked = ctx.node("Reshape", [square, ctx.ints([0, 1, x.value.shape[1], -1])])[0]
+    mean = ctx.node("AveragePool", [stacked], kernel_shape=[size, 1], count_include_pad=1,
+                    pads=[size // 2, 0, (size - 1) // 2, 0])[0]  # window sum / size
+    mean = ctx.node("Reshape", [mean, ctx.ints([0] + list(x.value.shape[1:]))])[0]
+    d = ctx.node("Add", [ctx.node("Mul", [mean, ctx.const(np.asarray(layer.alpha, dtype),
+                                                          "alpha")])[0],
+                         ctx.const(np.asarray(layer.k, dtype), "k")])[0]
+    scale = ctx.node("Pow", [d, ctx.const(np.asarray(-layer.beta, dtype), "minus_beta")])[0]
+    return ctx.op("Mul", [x, scale], y)

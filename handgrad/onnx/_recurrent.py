@@ -110,6 +110,8 @@ def _state_parts(state, mode: str) -> list[Tensor | None]:
 @converter(RNN, LSTM, GRU)
 def recurrent(ctx: ExportContext, layer, x: Tensor, state=None) -> tuple[Tensor, ...]:
     mode, D, H, L = layer.mode, layer.num_directions, layer.hidden_size, layer.num_layers
+    ctx.ensure(getattr(layer, "proj_size", 0) == 0, layer, "proj_size (an LSTM with a "
+               "projection) has no ONNX LSTM equivalent")
     parts = _state_parts(state, mode)
     values = [None if p is None else p.value for p in parts]
     given = None if state is None else (tuple(values) if mode == "lstm" else values[0])

@@ -71,6 +71,11 @@ def _batch_axis(model: Layer, x: np.ndarray) -> int | None:
     return 0 if x.ndim >= 1 else None
 
 
+def _has_state(model: Layer) -> bool:
+    """Whether forward's second argument is a recurrent state (named h_0, c_0)."""
+    return isinstance(model, (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, CharLM))
+
+
 def _as_array(value: Any, what: str) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise TypeError(f"handgrad.onnx.export: expected {what} as a numpy array, got "
@@ -127,7 +132,8 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
     state_batch = None if batch_axis is None else "N"
     for k, arg in enumerate(args[1:], start=1):
         parts = arg if isinstance(arg, (tuple, list)) else (arg,)
-        names = ["h_0", "c_0"] if k == 1 else [f"input_{k}_{j}" for j in range(len(parts))]
+        names = ["h_0", "c_0"] if k == 1 and _has_state(model) else \
+            [f"input_{k}"] if len(parts) == 1 else [f"input_{k}_{j}" for j in range(len(parts))]
         tensors = []
         for name, part in zip(names, parts):
             if part is None:
@@ -135,8 +141,10 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                 continue
             part = _as_array(part, f"example state {name}")
             shape = list(part.shape)
-            if state_batch is not None and part.ndim in (2, 3):
+            if state_batch is not None and _has_state(model) and part.ndim in (2, 3):
                 shape[part.ndim - 2] = state_batch  # (L*D, N, H), or a cell's (N, H)
+            elif state_batch is not None and not _has_state(model) and part.ndim:
+                shape[0] = state_batch  # another batched input (Bilinear's second)
             graph_inputs.append(value_info(ctx.reserve(name), part.dtype, shape))
             tensors.append(Tensor(name, part))
         converted_args.append(tuple(tensors) if isinstance(arg, (tuple, list)) else tensors[0])
