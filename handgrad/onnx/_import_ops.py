@@ -23,15 +23,22 @@ from ..layers import (
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
+    Bilinear,
     Conv2d,
     Dropout,
     Embedding,
+    EmbeddingBag,
     Flatten,
     GroupNorm,
     Identity,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
     LeakyReLU,
     Linear,
+    LocalResponseNorm,
     LogSoftmax,
     MaxPool2d,
     ReLU,
@@ -83,6 +90,11 @@ def set_values(layer: Layer, **values: np.ndarray) -> Layer:
         own[name] = np.broadcast_to(np.asarray(value, own[name].dtype), own[name].shape).copy()
     layer.load_state_dict(own)
     return layer
+
+
+def epsilon(attrs: dict) -> float:
+    """The node's epsilon (a float32 attribute) as the decimal it was written from."""
+    return float(f"{attrs.get('epsilon', 1e-5):.6g}")
 
 
 def _const(g: Any, node: Any, index: int, what: str) -> np.ndarray:
@@ -181,10 +193,10 @@ def batch_norm(g, node, x) -> Match:
                                enumerate(["the scale", "the bias", "the mean", "the variance"],
                                          start=1))
     rank = g.rank(x)
-    cls = {2: BatchNorm1d, 3: BatchNorm1d, 4: BatchNorm2d}.get(rank)
+    cls = {2: BatchNorm1d, 3: BatchNorm1d, 4: BatchNorm2d, 5: BatchNorm3d}.get(rank)
     if cls is None:
-        raise g.bad(node, f"expected an input of rank 2, 3 or 4, got {rank}")
-    layer = cls(scale.size, eps=a.get("epsilon", 1e-5), momentum=1 - a.get("momentum", 0.9),
+        raise g.bad(node, f"expected an input of rank 2 to 5, got {rank}")
+    layer = cls(scale.size, eps=epsilon(a), momentum=1 - a.get("momentum", 0.9),
                 dtype=scale.dtype)
     set_values(layer, weight=scale, bias=shift, running_mean=mean, running_var=var)
     return Match(layer, node.output[0], [node])
@@ -195,7 +207,7 @@ def layer_norm(g, node, x) -> Match:
     a = g.attrs(node)
     scale = _const(g, node, 1, "the scale")
     bias = _optional(g, node, 2)
-    layer = LayerNorm(scale.shape, eps=a.get("epsilon", 1e-5), bias=bias is not None,
+    layer = LayerNorm(scale.shape, eps=epsilon(a), bias=bias is not None,
                       dtype=scale.dtype)
     values = {"weight": scale} if bias is None else {"weight": scale, "bias": bias}
     return Match(set_values(layer, **values), node.output[0], [node])
@@ -226,11 +238,67 @@ def _group_norm(g, node, groups: int) -> Match:
         else:
             bias = np.zeros(channels, weight.dtype)
     affine = weight is not None
-    layer = GroupNorm(groups, channels, eps=g.attrs(norm).get("epsilon", 1e-5), affine=affine,
+    layer = GroupNorm(groups, channels, eps=epsilon(g.attrs(norm)), affine=affine,
                       dtype=scale.dtype)
     if affine:
         set_values(layer, weight=weight.reshape(-1), bias=bias.reshape(-1))
     return Match(layer, out, nodes)
+
+
+_INSTANCE = {3: InstanceNorm1d, 4: InstanceNorm2d, 5: InstanceNorm3d}
+
+
+@importer("InstanceNormalization")
+def instance_norm(g, node, x) -> Match:
+    rank = g.rank(x)
+    if rank not in _INSTANCE:
+        raise g.bad(node, f"expected an input of rank 3 to 5, got {rank}")
+    return _instance(g, node, _INSTANCE[rank], node.output[0], [node])
+
+
+def _instance(g, node, cls, out: str, nodes: list) -> Match:
+    scale, shift = _const(g, node, 1, "the scale"), _const(g, node, 2, "the bias")
+    affine = not (np.all(scale == 1) and np.all(shift == 0))
+    layer = cls(scale.size, eps=epsilon(g.attrs(node)), affine=affine, dtype=scale.dtype)
+    if affine:
+        set_values(layer, weight=scale, bias=shift)
+    return Match(layer, out, nodes)
+
+
+def unbatched_instance_norm(g, node, x) -> Match | None:
+    """Unsqueeze(0) -> InstanceNormalization -> Squeeze(0): an InstanceNorm of one sample."""
+    norm = g.single_next(node.output[0], "InstanceNormalization")
+    back = None if norm is None else g.single_next(norm.output[0], "Squeeze")
+    rank = g.rank(x)
+    if back is None or rank is None or rank + 1 not in _INSTANCE:
+        return None
+    return _instance(g, norm, _INSTANCE[rank + 1], back.output[0], [node, norm, back])
+
+
+@importer("LRN")
+def lrn(g, node, x) -> Match:
+    a = g.attrs(node)
+    layer = LocalResponseNorm(a["size"], a.get("alpha", 1e-4), a.get("beta", 0.75),
+                              a.get("bias", 1.0))
+    return Match(layer, node.output[0], [node])
+
+
+@importer("Einsum")
+def einsum(g, node, x) -> Match:
+    equation = g.attrs(node).get("equation", b"")
+    equation = (equation.decode() if isinstance(equation, bytes) else equation).replace(" ", "")
+    w = g.const(node.input[1]) if len(node.input) == 3 else None
+    if equation != "...i,oij,...j->...o" or w is None or node.input[0] != x:
+        raise g.bad(node, f"only the Einsum of a Bilinear (...i,oij,...j->...o with a "
+                          f"constant weight) is a handgrad layer, got {equation!r}")
+    nodes, out, bias = [node], node.output[0], None
+    add = g.single_next(out, "Add")
+    if add is not None and (bias := g.const(add.input[1])) is not None:
+        nodes.append(add)
+        out = add.output[0]
+    layer = Bilinear(w.shape[1], w.shape[2], w.shape[0], bias=bias is not None, dtype=w.dtype)
+    values = {"weight": w} if bias is None else {"weight": w, "bias": bias}
+    return Match(set_values(layer, **values), out, nodes)
 
 
 # ---------------------------------------------------------------------------- element-wise
@@ -292,6 +360,11 @@ def reshape(g, node, x) -> Match:
     nxt = g.single_next(node.output[0], "InstanceNormalization")
     if nxt is not None and len(shape) == 3 and shape[0] == 0 and shape[2] == -1:
         return _group_norm(g, node, shape[1])
+    norm = g.single_next(node.output[0], "LRN")
+    if norm is not None and shape == [0, 0, -1, 1]:  # an LRN of a non-4-D input
+        back = g.single_next(norm.output[0], "Reshape")
+        if back is not None:
+            return Match(lrn(g, norm, x).layer, back.output[0], [node, norm, back])
     lead = next((k for k, s in enumerate(shape) if s != 0), len(shape))
     if shape.count(-1) == 1 and shape.index(-1) == lead:  # [0]*start, -1, trailing sizes
         end = rank - (len(shape) - lead - 1) - 1
@@ -308,8 +381,22 @@ def gather(g, node, x) -> Match:
     if weight is None or node.input[1] != x or g.attrs(node).get("axis", 0) != 0 \
             or weight.ndim != 2:
         raise g.bad(node, "expected Gather(table, ids) of a constant 2-D table: an Embedding")
+    for op, mode in (("ReduceSum", "sum"), ("ReduceMean", "mean"), ("ReduceMax", "max")):
+        pool = g.single_next(node.output[0], op)
+        if pool is not None and g.rank(x) == 2 and _axes(g, pool) == [1] \
+                and g.attrs(pool).get("keepdims", 1) == 0:  # fixed-length bags
+            bag = EmbeddingBag(weight.shape[0], weight.shape[1], mode=mode, dtype=weight.dtype)
+            return Match(set_values(bag, weight=weight), pool.output[0], [node, pool])
     layer = Embedding(weight.shape[0], weight.shape[1], dtype=weight.dtype)
     return Match(set_values(layer, weight=weight), node.output[0], [node])
+
+
+def _axes(g, node) -> list[int] | None:
+    a = g.attrs(node)
+    if "axes" in a:
+        return list(a["axes"])
+    value = g.const(node.input[1]) if len(node.input) > 1 else None
+    return None if value is None else [int(v) for v in np.ravel(value)]
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -383,6 +470,10 @@ def global_pool(g, node, x) -> Match:
 # ---------------------------------------------------------------------------- recurrent
 @importer("LSTM", "GRU", "RNN", "Transpose", "Unsqueeze")
 def recurrent_layer(g, node, x) -> Match:
+    if node.op_type == "Unsqueeze":
+        instance = unbatched_instance_norm(g, node, x)
+        if instance is not None:
+            return instance
     layer, out, nodes = recurrent(g, node, x)
     return Match(layer, out, nodes)
 
@@ -390,7 +481,7 @@ def recurrent_layer(g, node, x) -> Match:
 @importer("ReduceMean")
 def mean_over_time(g, node, x) -> Match:
     a = g.attrs(node)
-    axes = list(a["axes"]) if "axes" in a else list(_const(g, node, 1, "the axes"))
+    axes = _axes(g, node)
     if axes != [1] or a.get("keepdims", 1) != 0:
         raise g.bad(node, f"ReduceMean over axes {axes} is no handgrad layer (only the mean "
                           "over time of a SequenceClassifier is)")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
-from ..layers import GELU, AdaptiveMaxPool2d, Residual, Sequential, SiLU
+from ..layers import GELU, AdaptiveMaxPool2d, LocalResponseNorm, Residual, RMSNorm, Sequential, SiLU
 from . import _import_ops
 from ._graph import UnsupportedGraphError
 from ._import_ops import Match, assemble
@@ -208,12 +208,63 @@ def _region(g: GraphView, tensor: str, heads: list) -> Match:
         return Match(GELU(), merge.output[0], seen)
     if ops == Counter({"Pow": 1, "Mul": 4, "Add": 2, "Tanh": 1}):
         return Match(GELU("tanh"), merge.output[0], seen)
+    if ops == Counter({"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1}):
+        return _rms_norm(g, seen, merge)
+    if ops == Counter({"Pow": 2, "Reshape": 2, "AveragePool": 1, "Mul": 2, "Add": 1}):
+        return _even_lrn(g, seen, merge)
     if set(ops) == {"Slice", "ReduceMax", "Concat"} and merge.op_type == "Concat":
         rows = len(merge.input)
         cols = len(g.producer[merge.input[0]].input)
         return Match(AdaptiveMaxPool2d((rows, cols)), merge.output[0], seen)
     raise g.bad(heads[0], f"the branches from {tensor!r} ({', '.join(sorted(ops))}) are no "
                           "handgrad layer")
+
+
+def _const_of(g: GraphView, node: Any) -> float:
+    value = next((g.const(i) for i in node.input if g.const(i) is not None), None)
+    if value is None or value.size != 1:
+        raise g.bad(node, "expected a scalar constant")
+    return float(value.reshape(()))
+
+
+def _rms_norm(g: GraphView, seen: list, merge: Any) -> Match:
+    """x / sqrt(mean(x^2) + eps) [* weight]."""
+    by_op = {n.op_type: n for n in seen}
+    mean = by_op["ReduceMean"]
+    axes = _import_ops._axes(g, mean)
+    rank = g.rank(mean.input[0])
+    shape = g.shape(merge.output[0])
+    if axes is None or rank is None or shape is None or \
+            sorted(a % rank for a in axes) != list(range(rank - len(axes), rank)):
+        raise g.bad(mean, "expected a mean over the trailing axes: an RMSNorm")
+    normalized = tuple(int(d) for d in shape[rank - len(axes):])
+    eps = float(f"{_const_of(g, by_op['Add']):.6g}")
+    nodes, out, weight = list(seen), merge.output[0], None
+    mul = g.single_next(out, "Mul")
+    if mul is not None and (weight := g.const(mul.input[1])) is not None \
+            and weight.shape == normalized:
+        nodes.append(mul)
+        out = mul.output[0]
+    else:
+        weight = None
+    add = by_op["Add"]
+    dtype = next(g.const(i) for i in add.input if g.const(i) is not None).dtype
+    layer = RMSNorm(normalized, eps=eps, elementwise_affine=weight is not None, dtype=dtype)
+    if weight is not None:
+        _import_ops.set_values(layer, weight=weight)
+    return Match(layer, out, nodes)
+
+
+def _even_lrn(g: GraphView, seen: list, merge: Any) -> Match:
+    """x * (k + alpha * avgpool(x^2 over channels))^(-beta), as export writes an even LRN."""
+    pool = next(n for n in seen if n.op_type == "AveragePool")
+    size = int(g.attrs(pool)["kernel_shape"][0])
+    scaled = next(n for n in seen if n.op_type == "Mul" and n is not merge)
+    power = next(n for n in seen if n.op_type == "Pow" and g.const(n.input[1]) is not None
+                 and float(g.const(n.input[1])) < 0)
+    layer = LocalResponseNorm(size, alpha=_const_of(g, scaled), beta=-_const_of(g, power),
+                              k=_const_of(g, next(n for n in seen if n.op_type == "Add")))
+    return Match(layer, merge.output[0], seen)
 
 
 def _reaches(g: GraphView, node: Any, target: str, merge: Any) -> bool:

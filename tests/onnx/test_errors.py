@@ -72,6 +72,19 @@ def test_bad_example_input(bad, error, message, tmp_path):
         export(hg.Linear(3, 2), bad, tmp_path / "m.onnx")
 
 
+@pytest.mark.parametrize("layer, args, message", [
+    (lambda: hg.LSTM(3, 4, proj_size=2), (np.zeros((5, 2, 3), np.float32),), "proj_size"),
+    (lambda: hg.Embedding(5, 3, max_norm=1.0), (np.zeros((2, 3), np.int64),), "max_norm"),
+    (lambda: hg.EmbeddingBag(5, 3), (np.zeros(4, np.int64), np.array([0, 2])),
+     "fixed-length bags"),
+    (lambda: hg.EmbeddingBag(5, 3, mode="max", padding_idx=0), (np.zeros((2, 3), np.int64),),
+     "padding_idx with mode='max'"),
+])
+def test_unsupported_settings(layer, args, message, tmp_path):
+    with pytest.raises(UnsupportedLayerError, match=message):
+        export(layer(), args, tmp_path / "m.onnx")
+
+
 def test_wrong_shape_is_reported_by_the_layer(tmp_path):
     with pytest.raises(ValueError, match=r"Linear\(in_features=3.*expected input of shape"):
         export(hg.Linear(3, 2), np.zeros((2, 4), np.float32), tmp_path / "m.onnx")

@@ -152,3 +152,81 @@ def test_embedding(tmp_path):
     ids = rng.integers(0, 9, (2, 5))
     loaded = check_roundtrip(layer, ids, tmp_path, [rng.integers(0, 9, (3, 5))])
     assert isinstance(loaded, hg.Embedding)
+
+
+NEWER = [
+    ("batchnorm3d", lambda: hg.BatchNorm3d(3), (3, 4, 3, 2)),
+    ("batchnorm2d-no-bias", lambda: hg.BatchNorm2d(3, bias=False), (3, 4, 4)),
+    ("groupnorm-no-bias", lambda: hg.GroupNorm(2, 4, bias=False), (4, 5)),
+    ("instancenorm1d", lambda: hg.InstanceNorm1d(3), (3, 6)),
+    ("instancenorm2d-affine", lambda: hg.InstanceNorm2d(3, affine=True), (3, 4, 5)),
+    ("instancenorm3d-affine-no-bias", lambda: hg.InstanceNorm3d(3, affine=True, bias=False),
+     (3, 4, 3, 2)),
+    ("rmsnorm", lambda: hg.RMSNorm(5), (4, 5)),
+    ("rmsnorm-2d-eps", lambda: hg.RMSNorm((4, 5), eps=1e-3), (4, 5)),
+    ("rmsnorm-no-affine", lambda: hg.RMSNorm(5, elementwise_affine=False), (5,)),
+    ("lrn-odd", lambda: hg.LocalResponseNorm(3, alpha=0.5, beta=0.6, k=1.5), (6, 3, 3)),
+    ("lrn-even", lambda: hg.LocalResponseNorm(4, alpha=0.5, beta=0.6, k=1.5), (6, 3, 3)),
+    ("lrn-odd-3d", lambda: hg.LocalResponseNorm(5), (6, 4)),
+    ("lrn-even-5d", lambda: hg.LocalResponseNorm(2), (6, 2, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("factory, sample", [c[1:] for c in NEWER], ids=[c[0] for c in NEWER])
+def test_newer_normalization_layers(factory, sample, tmp_path):
+    rng = np.random.default_rng(6)
+    layer = factory()
+    for p in layer.parameters():
+        p.data[...] = rng.uniform(0.5, 1.5, p.shape)
+    if isinstance(layer, hg.BatchNorm3d):
+        layer.running_var[...] = rng.uniform(0.5, 2.0, 3)
+    x = rng.standard_normal((2, *sample), dtype=np.float32)
+    loaded = check_roundtrip(layer, x, tmp_path, [rng.standard_normal((3, *sample),
+                                                                      dtype=np.float32)])
+    assert type(loaded) is type(layer)
+
+
+def test_instance_norm_unbatched_and_with_running_statistics(tmp_path):
+    rng = np.random.default_rng(7)
+    layer = hg.InstanceNorm1d(3, affine=True)
+    layer.weight.data[...] = rng.uniform(0.5, 1.5, 3)
+    check_roundtrip(layer, rng.standard_normal((3, 6), dtype=np.float32), tmp_path)
+    tracked = hg.InstanceNorm2d(3, track_running_stats=True)
+    tracked(rng.standard_normal((4, 3, 5, 5), dtype=np.float32))  # training: statistics move
+    check_roundtrip(tracked, rng.standard_normal((2, 3, 5, 5), dtype=np.float32), tmp_path,
+                    [rng.standard_normal((3, 3, 5, 5), dtype=np.float32)])
+
+
+def test_bilinear_two_inputs(tmp_path):
+    rng = np.random.default_rng(8)
+    for bias, lead in [(True, ()), (False, (4,))]:
+        layer = hg.Bilinear(3, 5, 2, bias=bias, rng=0)
+
+        def args(n, lead=lead):
+            return (rng.standard_normal((n, *lead, 3), dtype=np.float32),
+                    rng.standard_normal((n, *lead, 5), dtype=np.float32))
+
+        loaded = check_roundtrip(layer, args(2), tmp_path, [args(4)])
+        assert isinstance(loaded, hg.Bilinear)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_fixed_length(mode, tmp_path):
+    rng = np.random.default_rng(9)
+    layer = hg.EmbeddingBag(9, 4, mode=mode, rng=0)
+    loaded = check_roundtrip(layer, rng.integers(0, 9, (2, 5)), tmp_path,
+                             [rng.integers(0, 9, (3, 5))])
+    assert isinstance(loaded, hg.EmbeddingBag) and loaded.mode == mode
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_embedding_bag_padding_and_weights(mode, tmp_path):
+    rng = np.random.default_rng(10)
+    layer = hg.EmbeddingBag(9, 4, mode=mode, padding_idx=2, rng=0)
+    ids = np.array([[2, 2, 2], [1, 2, 3], [0, 4, 2]])  # an all-padding bag gives zeros
+    check_roundtrip(layer, ids, tmp_path, [rng.integers(0, 9, (4, 3))], load_back=False)
+    if mode == "sum":
+        weights = rng.standard_normal((3, 3), dtype=np.float32)
+        check_roundtrip(layer, (ids, None, weights), tmp_path,
+                        [(rng.integers(0, 9, (5, 3)), None,
+                          rng.standard_normal((5, 3), dtype=np.float32))], load_back=False)
