@@ -488,7 +488,7 @@ def mean_over_time(g, node, x) -> Match:
     return Match(Pooling("mean"), node.output[0], [node])
 
 
-_SIDE_OPS = {"Slice", "Concat", "Squeeze", "Unsqueeze", "Identity"}
+_SIDE_OPS = {"Slice", "Concat", "Squeeze", "Unsqueeze", "Identity", "Cast"}
 
 
 def mark_side_outputs(g: Any) -> None:

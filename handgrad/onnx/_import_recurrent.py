@@ -39,6 +39,14 @@ def _ints(g, name: str) -> list[int] | None:
     return None if value is None else [int(v) for v in np.ravel(value)]
 
 
+def _from_input(g, name: str) -> bool:
+    """Whether ``name`` is a graph input, maybe through a Cast."""
+    producer = g.producer.get(name)
+    if producer is not None and producer.op_type == "Cast":
+        name = producer.input[0]
+    return name in g.inputs
+
+
 def _check_node(g, node, mode: str) -> tuple[int, int, str]:
     a = g.attrs(node)
     H = a["hidden_size"]
@@ -48,8 +56,9 @@ def _check_node(g, node, mode: str) -> tuple[int, int, str]:
             or a.get("clip") is not None or a.get("input_forget", 0):
         raise g.bad(node, f"direction {direction!r}, layout, clip and input_forget other than "
                           f"the defaults have no handgrad layer")
-    if len(node.input) > 4 and node.input[4]:
-        raise g.bad(node, "sequence_lens (padded sequences) have no handgrad layer")
+    if len(node.input) > 4 and node.input[4] and not _from_input(g, node.input[4]):
+        raise g.bad(node, "sequence_lens other than a graph input (the lengths that the "
+                          "loaded layer's forward then takes) are not imported")
     if mode == "lstm" and len(node.input) > 7 and node.input[7]:
         raise g.bad(node, "peephole weights have no handgrad LSTM")
     if mode == "gru" and a.get("linear_before_reset", 0) != 1:

@@ -91,9 +91,9 @@ def _attrs(mode: str, hidden: int, directions: int, nonlinearity: str = "tanh") 
 
 
 def _step(ctx: ExportContext, mode: str, attrs: dict, seq: str, w: str, r: str, b: str | None,
-          starts: list[str | None]) -> list[str]:
+          starts: list[str | None], seq_lens: str | None = None) -> list[str]:
     """One ONNX recurrent node; returns Y, Y_h (and Y_c for the LSTM)."""
-    inputs = [seq, w, r, b, None, *starts]
+    inputs = [seq, w, r, b, seq_lens, *starts]
     while inputs[-1] is None:
         inputs.pop()
     return ctx.node(ONNX_OPS[mode], inputs, 1 + len(starts), **attrs)
@@ -108,16 +108,24 @@ def _state_parts(state, mode: str) -> list[Tensor | None]:
 
 
 @converter(RNN, LSTM, GRU)
-def recurrent(ctx: ExportContext, layer, x: Tensor, state=None) -> tuple[Tensor, ...]:
+def recurrent(ctx: ExportContext, layer, x: Tensor, state=None,
+              lengths: Tensor | None = None) -> tuple[Tensor, ...]:
+    """One ONNX node per layer; ``lengths`` (padded sequences, as handgrad's forward takes
+    them) become every node's ``sequence_lens``: ONNX's outputs are zero past a sequence's
+    length, its final state is the state after its last step and the reverse direction
+    starts there, as handgrad's (and PyTorch's packed sequences)."""
     mode, D, H, L = layer.mode, layer.num_directions, layer.hidden_size, layer.num_layers
     ctx.ensure(getattr(layer, "proj_size", 0) == 0, layer, "proj_size (an LSTM with a "
                "projection) has no ONNX LSTM equivalent")
     parts = _state_parts(state, mode)
     values = [None if p is None else p.value for p in parts]
     given = None if state is None else (tuple(values) if mode == "lstm" else values[0])
-    y = layer(x.value, given)
+    y = layer(x.value, given, None if lengths is None else lengths.value)
     finals = list(layer.final_state) if mode == "lstm" else [layer.final_state]
     unbatched = x.value.ndim == 2
+    ctx.ensure(lengths is None or not unbatched, layer, "lengths of an unbatched sequence are "
+               "not exported (give a batch of one)")
+    seq_lens = None if lengths is None else ctx.node("Cast", [lengths], to=6)[0]  # int32
     axis1 = ctx.ints([1], "axis1") if unbatched or D == 1 else None
     if unbatched:  # (T, F) -> (T, 1, F); a state (L*D, H) -> (L*D, 1, H)
         seq = ctx.node("Unsqueeze", [x, axis1])[0]
@@ -137,7 +145,7 @@ def recurrent(ctx: ExportContext, layer, x: Tensor, state=None) -> tuple[Tensor,
                 starts.append(ctx.node("Slice", [p, ctx.ints([k * D], "start"),
                                                  ctx.ints([(k + 1) * D], "end"),
                                                  ctx.ints([0], "axis0")])[0])
-        outs = _step(ctx, mode, attrs, seq, w, r, b, starts)
+        outs = _step(ctx, mode, attrs, seq, w, r, b, starts, seq_lens)
         if D == 1:  # (T, 1, N, H) -> (T, N, H)
             seq = ctx.node("Squeeze", [outs[0], axis1])[0]
         else:  # (T, D, N, H) -> (T, N, D, H) -> (T, N, D*H)

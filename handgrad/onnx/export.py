@@ -97,14 +97,16 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
             in ``handgrad.models`` convert; see ``register_converter`` for others).
         example_input: an array (the input), or a tuple of forward's positional arguments:
             ``(x, state)`` for a recurrent layer or ``CharLM``, ``state`` an array ``h_0`` or
-            a pair ``(h_0, c_0)``. Integer ids are exported as int64.
+            a pair ``(h_0, c_0)`` (or None), ``(x, state, lengths)`` for padded sequences.
+            Integer ids are exported as int64.
         path: the file to write.
         opset: ONNX opset (default 17; at least 17).
         dynamic_batch: make the batch axis symbolic (``N``), so any batch size runs.
         dynamic_axes: more symbolic axes of the first input, e.g. ``{1: "T"}`` for the
             sequence length of a batch-first recurrent model.
 
-    Graph inputs are ``input`` (and ``h_0``, ``c_0`` for a given state); outputs are
+    Graph inputs are ``input`` (and ``h_0``, ``c_0`` for a given state, ``lengths`` for a
+    recurrent layer's padded sequences, ``input_k`` for other arguments); outputs are
     ``output`` (and ``h_n``, ``c_n`` for a recurrent layer or ``CharLM``). Raises
     ``UnsupportedLayerError`` (a ``TypeError``) naming the class and path of a layer
     without a converter, ``TypeError``/``ValueError`` for bad arguments.
@@ -132,8 +134,11 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
     state_batch = None if batch_axis is None else "N"
     for k, arg in enumerate(args[1:], start=1):
         parts = arg if isinstance(arg, (tuple, list)) else (arg,)
-        names = ["h_0", "c_0"] if k == 1 and _has_state(model) else \
-            [f"input_{k}"] if len(parts) == 1 else [f"input_{k}_{j}" for j in range(len(parts))]
+        if _has_state(model) and k <= 2:
+            names = ["h_0", "c_0"] if k == 1 else ["lengths"]
+        else:
+            names = [f"input_{k}"] if len(parts) == 1 else \
+                [f"input_{k}_{j}" for j in range(len(parts))]
         tensors = []
         for name, part in zip(names, parts):
             if part is None:
@@ -141,7 +146,9 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                 continue
             part = _as_array(part, f"example state {name}")
             shape = list(part.shape)
-            if state_batch is not None and _has_state(model) and part.ndim in (2, 3):
+            if state_batch is not None and name == "lengths":
+                shape[0] = state_batch  # one length per sequence
+            elif state_batch is not None and _has_state(model) and part.ndim in (2, 3):
                 shape[part.ndim - 2] = state_batch  # (L*D, N, H), or a cell's (N, H)
             elif state_batch is not None and not _has_state(model) and part.ndim:
                 shape[0] = state_batch  # another batched input (Bilinear's second)

@@ -122,3 +122,25 @@ def test_lstm_state_outputs_are_named(tmp_path):
     proto = hg.onnx.export(lstm, (x, _state(rng, "lstm", 2, 2)), tmp_path / "lstm.onnx")
     assert [i.name for i in proto.graph.input] == ["input", "h_0", "c_0"]
     assert [o.name for o in proto.graph.output] == ["output", "h_n", "c_n"]
+
+
+@pytest.mark.parametrize("mode", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padded_sequences_with_lengths(mode, bidirectional, tmp_path):
+    """lengths become sequence_lens: zero outputs past each length, the final state after
+    each sequence's own last step, the reverse direction starting there."""
+    rng = np.random.default_rng(11)
+    layer = CLASSES[mode](F, H, num_layers=2, bidirectional=bidirectional, batch_first=True,
+                          rng=7)
+    LD = 2 * (2 if bidirectional else 1)
+
+    def args(lengths, with_state):
+        N = len(lengths)
+        x = rng.standard_normal((N, 6, F), dtype=np.float32)
+        state = _state(rng, mode, LD, N) if with_state else None
+        return (x, state, np.asarray(lengths))
+
+    loaded = check_roundtrip(layer, args([6, 2, 4], False), tmp_path,
+                             [args([1, 6, 3, 3, 5], False)])
+    assert type(loaded) is type(layer)
+    check_roundtrip(layer, args([3, 6], True), tmp_path / "..", [args([5, 1, 2], True)])
