@@ -27,7 +27,8 @@ from ..layer import Layer
 from ..layers import GELU, AdaptiveMaxPool2d, LocalResponseNorm, Residual, RMSNorm, Sequential, SiLU
 from . import _import_ops
 from ._graph import UnsupportedGraphError
-from ._import_ops import Match, assemble
+from ._import_base import Match, axes_of, set_values
+from ._import_ops import assemble
 
 __all__ = ["load", "UnsupportedGraphError"]
 
@@ -231,7 +232,7 @@ def _rms_norm(g: GraphView, seen: list, merge: Any) -> Match:
     """x / sqrt(mean(x^2) + eps) [* weight]."""
     by_op = {n.op_type: n for n in seen}
     mean = by_op["ReduceMean"]
-    axes = _import_ops._axes(g, mean)
+    axes = axes_of(g, mean)
     rank = g.rank(mean.input[0])
     shape = g.shape(merge.output[0])
     if axes is None or rank is None or shape is None or \
@@ -251,7 +252,7 @@ def _rms_norm(g: GraphView, seen: list, merge: Any) -> Match:
     dtype = next(g.const(i) for i in add.input if g.const(i) is not None).dtype
     layer = RMSNorm(normalized, eps=eps, elementwise_affine=weight is not None, dtype=dtype)
     if weight is not None:
-        _import_ops.set_values(layer, weight=weight)
+        set_values(layer, weight=weight)
     return Match(layer, out, nodes)
 
 
