@@ -52,10 +52,16 @@ class Optimizer:
 
     Subclasses implement ``_check_group(group)`` (raise on bad hyperparameters) and
     ``_update_group(group)`` (the in-place update of one group), and list the names of
-    their per-parameter state in ``_state_keys``.
+    their per-parameter state in ``_state_keys`` (those in ``_scalar_state_keys`` are
+    Python floats, the others arrays shaped like the parameter).
+
+    ``step()`` first checks, once per call and without touching the elements, that every
+    gradient it will use is an array of its parameter's shape and dtype (ValueError /
+    TypeError naming the optimizer, the group, the parameter's index and name).
     """
 
     _state_keys: tuple[str, ...] = ()
+    _scalar_state_keys: tuple[str, ...] = ("step",)
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
@@ -65,19 +71,21 @@ class Optimizer:
         self._scratch_views: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._flat_buckets: dict[tuple, FlatBucket] = {}
         self._live_buckets: set[tuple] = set()
+        name = type(self).__name__
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
-                "params argument given to the optimizer should be an iterable of Parameters "
-                f"or dicts, but got {type(params).__name__}"
+                f"{name}: params argument given to the optimizer should be an iterable of "
+                f"Parameters or dicts, but got {type(params).__name__}"
             )
         if isinstance(params, (set, frozenset)):
             raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the "
-                "ordering of a set is not deterministic; use a list"
+                f"{name}: optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of a set is not deterministic; use a list"
             )
         groups = list(params)
         if len(groups) == 0:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{name}: optimizer got an empty parameter list (params=[]; "
+                             "expected at least one Parameter)")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -86,34 +94,39 @@ class Optimizer:
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (missing ones = defaults)."""
+        name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+            raise TypeError(f"{name}: param_group must be a dict, but got "
+                            f"{type(param_group).__name__}")
         group = dict(param_group)
         params = group.get("params")
         if params is None:
-            raise ValueError("param_group must have a 'params' entry")
+            raise ValueError(f"{name}: param_group must have a 'params' entry")
         if isinstance(params, Parameter):
             params = [params]
         elif isinstance(params, (set, frozenset)):
             raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the "
-                "ordering of a set is not deterministic; use a list"
+                f"{name}: optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of a set is not deterministic; use a list"
             )
         else:
             params = list(params)
-        for p in params:
+        for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(
-                    "optimizer can only optimize Parameters, but one of the params is "
+                    f"{name}: can only optimize Parameters, but params[{i}] is "
                     f"{type(p).__name__}"
                 )
         if len(params) == 0:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{name}: optimizer got an empty parameter list (params=[]; "
+                             "expected at least one Parameter)")
         if len({id(p) for p in params}) != len(params):
-            raise ValueError("optimizer parameter group contains the same parameter twice")
+            raise ValueError(f"{name}: optimizer parameter group contains the same parameter "
+                             "twice")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError("some parameters appear in more than one parameter group")
+            raise ValueError(f"{name}: some parameters appear in more than one parameter "
+                             "group")
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -122,7 +135,9 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError/TypeError on a bad hyperparameter (subclasses extend this)."""
-        _check_nonnegative(group, "lr", "Invalid learning rate")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "lr", "learning rate")
+        _check_backend(name, group)
 
     # ------------------------------------------------------------------- steps
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -134,6 +149,7 @@ class Optimizer:
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
+        self._check_grads()
         for group in self.param_groups:
             self._live_buckets = set()
             self._update_group(group)
@@ -144,6 +160,19 @@ class Optimizer:
 
     def _update_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _check_grads(self) -> None:
+        """Raise unless every gradient step() will use is an array of its parameter's shape
+        and dtype (a few attribute comparisons per parameter, no per-element work)."""
+        for g, group in enumerate(self.param_groups):
+            for i, p in enumerate(group["params"]):
+                grad = p.grad
+                if grad is None or not p.requires_grad:
+                    continue
+                if (isinstance(grad, np.ndarray) and grad.shape == p.data.shape
+                        and grad.dtype == p.data.dtype):
+                    continue
+                _raise_bad_grad(type(self).__name__, g, i, p)
 
     @staticmethod
     def _active(group: dict[str, Any]) -> list[Parameter]:
@@ -258,18 +287,20 @@ class Optimizer:
                              f"unknown {sorted(map(str, unknown))}, missing {sorted(missing)}")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)}) than the optimizer "
+            raise ValueError(f"{name}.load_state_dict: loaded state dict has a different "
+                             f"number of parameter groups ({len(saved_groups)}) than the "
+                             "optimizer "
                              f"({len(self.param_groups)})")
         params: list[Parameter] = []
         new_groups = []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
-                    f"loaded state dict contains a parameter group {i} with "
-                    f"{len(saved['params'])} parameters that doesn't match the size of "
+                    f"{name}.load_state_dict: loaded state dict contains a parameter group "
+                    f"{i} with {len(saved['params'])} parameters that doesn't match the size of "
                     f"optimizer's group ({len(group['params'])} parameters)")
-            missing_keys = set(self.defaults) - set(saved)
+            # keys newer than the checkpoint (torch's backend flags) take their defaults
+            missing_keys = set(self.defaults) - set(saved) - set(_OPTIONAL_GROUP_KEYS)
             if missing_keys:
                 raise ValueError(f"{name}.load_state_dict: parameter group {i} lacks "
                                  f"{sorted(missing_keys)}")
@@ -280,6 +311,9 @@ class Optimizer:
                 if isinstance(self.defaults.get(key), tuple) and isinstance(value, list):
                     value = tuple(value)
                 restored[key] = value
+            for key in _OPTIONAL_GROUP_KEYS:
+                if key in self.defaults and key not in restored:
+                    restored[key] = self.defaults[key]
             restored["params"] = group["params"]
             self._check_group(restored)
             new_groups.append(restored)
@@ -307,7 +341,7 @@ class Optimizer:
                              f"parameter {key}; expected keys among {list(self._state_keys)}")
         restored: dict[str, Any] = {}
         for k, v in values.items():
-            if k == "step":
+            if k in self._scalar_state_keys:
                 restored[k] = float(v)
                 continue
             array = np.asarray(v)
@@ -388,20 +422,78 @@ def _batch_by_step(params: list[Parameter], states: list[dict]) -> tuple[list, l
     return large, flat
 
 
-def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
-    """Raise ValueError('<label>: <value>') unless group[key] is a real number >= 0."""
+# Group keys a checkpoint may lack (added to the groups after it was written): loading
+# fills them with the optimizer's defaults, as torch's ``__setstate__`` does.
+_OPTIONAL_GROUP_KEYS = ("foreach", "capturable", "differentiable", "fused",
+                        "decoupled_weight_decay")
+
+# torch.optim's implementation switches and why handgrad refuses the ones it cannot honour
+# (``foreach`` and ``fused`` only choose an implementation: accepted, no effect here).
+_REFUSED_FLAGS = {
+    "capturable": "it makes the step capturable in CUDA graphs, and handgrad runs on NumPy",
+    "differentiable": "handgrad has no autograd to differentiate through the step",
+}
+
+
+def _check_backend(name: str, group: dict[str, Any]) -> None:
+    """Check torch's implementation switches in a group (those the optimizer has)."""
+    for key, reason in _REFUSED_FLAGS.items():
+        if group.get(key, False) is not False:
+            raise ValueError(f"{name}: {key}={group[key]!r} is not supported ({reason}); "
+                             f"expected {key}=False")
+    for key in ("foreach", "fused"):
+        if group.get(key) not in (None, True, False):
+            raise TypeError(f"{name}: invalid {key}={group[key]!r} (expected None, True or "
+                            "False)")
+    if group.get("foreach") and group.get("fused"):
+        raise ValueError(f"{name}: fused=True and foreach=True cannot be set together")
+
+
+def _check_flag(name: str, group: dict[str, Any], key: str) -> None:
+    """Raise TypeError unless group[key] is a bool."""
+    if not isinstance(group[key], (bool, np.bool_)):
+        raise TypeError(f"{name}: invalid {key}={group[key]!r} (expected True or False)")
+
+
+def _check_real(name: str, group: dict[str, Any], key: str, label: str) -> float:
+    """group[key] as a float, or TypeError naming the optimizer and the argument."""
     value = group[key]
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{label}: {value!r} (expected a real number, got "
-                        f"{type(value).__name__})")
+        raise TypeError(f"{name}: invalid {label} {key}={value!r} (expected a real number, "
+                        f"got {type(value).__name__})")
+    return float(value)
+
+
+def _check_nonnegative(name: str, group: dict[str, Any], key: str, label: str) -> None:
+    """Raise ValueError('<name>: invalid <label> <key>=<value> (expected >= 0)') unless
+    group[key] is a real number >= 0."""
+    value = _check_real(name, group, key, label)
     if not value >= 0.0:  # also catches NaN
-        raise ValueError(f"{label}: {value}")
+        raise ValueError(f"{name}: invalid {label} {key}={group[key]!r} (expected >= 0)")
 
 
-def _check_betas(group: dict[str, Any]) -> None:
+def _check_betas(name: str, group: dict[str, Any]) -> None:
     betas = group["betas"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
+        raise ValueError(f"{name}: invalid betas={betas!r} (expected a pair (beta1, beta2))")
     for i, beta in enumerate(betas):
         if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+            raise ValueError(f"{name}: invalid beta parameter at index {i}: "
+                             f"betas[{i}]={beta!r} (expected 0 <= beta < 1)")
+
+
+def _raise_bad_grad(name: str, g: int, i: int, p: Parameter) -> None:
+    """The error for a gradient that is not an array of ``p``'s shape and dtype."""
+    label = f"parameter {i}" + (f" ({p.name!r})" if p.name else "") + f" of param group {g}"
+    grad = p.grad
+    if not isinstance(grad, np.ndarray):
+        raise TypeError(f"{name}.step: the gradient of {label} is a {type(grad).__name__}, "
+                        f"expected a NumPy array of shape {p.data.shape} and dtype "
+                        f"{p.data.dtype}")
+    if grad.shape != p.data.shape:
+        raise ValueError(f"{name}.step: the gradient of {label} has shape {grad.shape}, "
+                         f"expected the parameter's shape {p.data.shape}")
+    if grad.dtype != p.data.dtype:
+        raise TypeError(f"{name}.step: the gradient of {label} has dtype {grad.dtype}, "
+                        f"expected the parameter's dtype {p.data.dtype} (convert it with "
+                        "p.grad = p.grad.astype(p.data.dtype))")
