@@ -405,12 +405,15 @@ def _flat_effective_grad(bucket: FlatBucket, params: list[Parameter], i: int, j:
     return _effective_grad(data, grad, data, weight_decay, maximize)
 
 
-def _batch_by_step(params: list[Parameter], states: list[dict]) -> tuple[list, list[list]]:
-    """Split into (large tensors, batches of small tensors sharing a dtype and step count)."""
+def _batch_by_step(params: list[Parameter], states: list[dict],
+                   keys: tuple[str, ...] = ("step",)) -> tuple[list, list[list]]:
+    """Split into (large tensors, batches of small tensors sharing a dtype and the values of
+    the scalar states ``keys``, by default the step count)."""
     large, batches = [], {}
     for p, state in zip(params, states):
         if p.data.size <= _flat.FLAT_MAX_SIZE:
-            batches.setdefault((p.data.dtype, state["step"]), []).append(p)
+            key = (p.data.dtype, *(state[k] for k in keys))
+            batches.setdefault(key, []).append(p)
         else:
             large.append(p)
     flat = []
