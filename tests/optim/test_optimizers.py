@@ -11,7 +11,20 @@ import pytest
 
 import handgrad
 from handgrad import Parameter
-from handgrad.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from handgrad.optim import (
+    ASGD,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+    Rprop,
+)
 
 ALL = [
     (SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
@@ -20,8 +33,29 @@ ALL = [
     (AdamW, dict(lr=0.01)),
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+    (Adam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (NAdam, dict(lr=0.01, weight_decay=0.01)),
+    (NAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (RAdam, dict(lr=0.01, betas=(0.5, 0.6), maximize=True)),
+    (Adamax, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (Adadelta, dict(lr=0.5, rho=0.8, weight_decay=0.1)),
+    (ASGD, dict(lr=0.05, lambd=0.01, t0=2, weight_decay=0.1, maximize=True)),
+    (Rprop, dict(lr=0.05, etas=(0.4, 1.3), step_sizes=(1e-3, 0.5))),
 ]
-IDS = [f"{cls.__name__}-{len(kw)}" for cls, kw in ALL]
+IDS = [f"{cls.__name__}-{i}" for i, (cls, kw) in enumerate(ALL)]
+# the element-wise optimizers (handgrad/optim/_elementwise.py) with options that reach
+# every branch of their kernels, for the fast-path and threading tests below
+ELEMENTWISE = [
+    (NAdam, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (NAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, betas=(0.2, 0.5))),
+    (Adamax, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (Adadelta, dict(lr=0.5, weight_decay=0.1, maximize=True)),
+    (ASGD, dict(lr=0.05, lambd=0.01, t0=2, weight_decay=0.1, maximize=True)),
+    (Rprop, dict(lr=0.05, maximize=True)),
+]
 
 
 def make_params(dtype=np.float64, seed=0):
@@ -324,6 +358,7 @@ def test_works_with_a_real_model():
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
     (RMSprop, dict(lr=0.01, maximize=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
+    *ELEMENTWISE,
 ])
 def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     """Small tensors share flat buffers; the result must be bit-identical to the plain loop,
@@ -362,6 +397,7 @@ def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
     (RMSprop, dict(lr=0.01, maximize=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
+    *ELEMENTWISE,
 ])
 def test_chunked_threaded_step_equals_plain_step(cls, kwargs, monkeypatch):
     """Chunks of large tensors and runs of small ones, shared between threads, give the
