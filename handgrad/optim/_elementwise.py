@@ -27,7 +27,8 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import Optimizer, _batch_by_step
+from ._updates import _batch_by_step
+from .optimizer import Optimizer
 
 
 class ElementwiseOptimizer(Optimizer):

@@ -8,13 +8,9 @@ from functools import partial
 import numpy as np
 
 from ..parameter import Parameter
-from .optimizer import (
-    Optimizer,
-    _batch_by_step,
-    _check_flag,
-    _check_nonnegative,
-    _effective_grad,
-)
+from ._checks import _check_flag, _check_nonnegative
+from ._updates import _batch_by_step, _effective_grad
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):

@@ -9,14 +9,9 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import (
-    Optimizer,
-    _check_betas,
-    _check_flag,
-    _check_nonnegative,
-    _effective_grad,
-    _flat_effective_grad,
-)
+from ._checks import _check_betas, _check_flag, _check_nonnegative
+from ._updates import _effective_grad, _flat_effective_grad
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):

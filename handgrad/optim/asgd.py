@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
+from ._checks import _check_flag, _check_nonnegative, _check_real
 from ._elementwise import ElementwiseOptimizer
-from .optimizer import _check_flag, _check_nonnegative, _check_real, _effective_grad
+from ._updates import _effective_grad
 
 
 class ASGD(ElementwiseOptimizer):

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
+from ._checks import _check_nonnegative
 from ._line_search import strong_wolfe
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer
 
 _ARRAY_STATE = ("d", "prev_flat_grad")
 _LIST_STATE = ("old_dirs", "old_stps")

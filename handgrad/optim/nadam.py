@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
+from ._checks import _check_betas, _check_flag, _check_nonnegative
 from ._elementwise import ElementwiseOptimizer, lerp_
-from .optimizer import _check_betas, _check_flag, _check_nonnegative, _effective_grad
+from ._updates import _effective_grad
 
 
 class _AdamFamily(ElementwiseOptimizer):
