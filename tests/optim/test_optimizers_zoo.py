@@ -4,6 +4,7 @@ errors that name the optimizer and the argument."""
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -167,18 +168,17 @@ def test_bad_arguments(make, error, message):
         make(make_params())
 
 
-@pytest.mark.parametrize("name", NAMES[:-1])
-def test_implementation_switches_are_accepted(name):
-    """foreach and fused only choose torch's implementation: accepted, same results."""
-    import inspect
+SWITCHES = [(name, key) for name in NAMES[:-1] for key in ("foreach", "fused")
+            if key in inspect.signature(getattr(optim, name)).parameters]
 
+
+@pytest.mark.parametrize("name,key", SWITCHES)
+def test_implementation_switches_are_accepted(name, key):
+    """foreach and fused only choose torch's implementation: accepted, same results."""
     cls = getattr(optim, name)
-    accepted = inspect.signature(cls).parameters
-    switches = {k: True for k in ("foreach", "fused") if k in accepted}
-    switches.pop("fused" if "foreach" in switches and "fused" in switches else "", None)
-    assert switches
     plain, switched = make_params(), make_params()
-    opt_plain, opt_switched = cls(plain), cls(switched, **switches)
+    opt_plain, opt_switched = cls(plain), cls(switched, **{key: True})
+    assert opt_switched.param_groups[0][key] is True
     for step in range(3):
         set_grads(plain, step)
         set_grads(switched, step)
