@@ -241,9 +241,11 @@ class LBFGS(Optimizer):
 
     # -------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
-        """As the base's, with the history lists copied too."""
+        """As the base's, with the history lists copied too and NumPy scalars (``t``,
+        ``H_diag``, ``ro``, ``al`` of float32 parameters) as Python floats, so that only
+        arrays and JSON-able values remain (float32 values convert exactly)."""
         saved = super().state_dict()
-        saved["state"] = copy.deepcopy(saved["state"])
+        saved["state"] = _plain(copy.deepcopy(saved["state"]))
         return saved
 
     def _load_param_state(self, p: Parameter, key: Any, values: dict) -> dict[str, Any]:
@@ -276,3 +278,14 @@ class LBFGS(Optimizer):
             else:
                 restored[name] = float(value)
         return restored
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every NumPy scalar, also inside dicts and lists, as a Python number."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -261,14 +261,15 @@ def test_lbfgs_needs_a_closure():
 
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
 @pytest.mark.parametrize("through_files", [False, True])
-def test_lbfgs_state_dict_resume_is_bit_identical(line_search_fn, through_files):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lbfgs_state_dict_resume_is_bit_identical(line_search_fn, through_files, dtype):
     kwargs = dict(lr=0.5, max_iter=3, history_size=4, line_search_fn=line_search_fn)
-    reference = make_params()
+    reference = make_params(dtype)
     opt = LBFGS(reference, **kwargs)
     for _ in range(4):
         opt.step(quadratic_closure(reference))
 
-    params = make_params()
+    params = make_params(dtype)
     first = LBFGS(params, **kwargs)
     for _ in range(2):
         first.step(quadratic_closure(params))
