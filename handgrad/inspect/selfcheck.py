@@ -205,6 +205,25 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
                                   _normal(r, 2, 3)),
         "Dropout2d": lambda: Check("Dropout2d(0.3)", L.Dropout2d(0.3, rng=0),
                                    _normal(r, 2, 3, 2, 2)),
+        "Dropout1d": lambda: Check("Dropout1d(0.4)", L.Dropout1d(0.4, rng=0),
+                                   _normal(r, 2, 3, 4)),
+        "Dropout3d": lambda: Check("Dropout3d(0.4)", L.Dropout3d(0.4, rng=0),
+                                   _normal(r, 2, 3, 2, 2, 2)),
+        "AlphaDropout": lambda: Check("AlphaDropout(0.2)", L.AlphaDropout(0.2, rng=0),
+                                      _normal(r, 3, 4)),
+        "FeatureAlphaDropout": lambda: Check("FeatureAlphaDropout(0.3)",
+                                             L.FeatureAlphaDropout(0.3, rng=0),
+                                             _normal(r, 2, 3, 4)),
+        "PixelShuffle": lambda: Check("PixelShuffle(2)", L.PixelShuffle(2),
+                                      _normal(r, 2, 8, 2, 3)),
+        "PixelUnshuffle": lambda: Check("PixelUnshuffle(2)", L.PixelUnshuffle(2),
+                                        _normal(r, 2, 2, 4, 2)),
+        "ChannelShuffle": lambda: Check("ChannelShuffle(2)", L.ChannelShuffle(2),
+                                        _normal(r, 2, 6, 2)),
+        "CosineSimilarity": lambda: Check("CosineSimilarity(dim=-1)", _SplitInput(
+            L.CosineSimilarity(dim=-1), 3), _normal(r, 4, 6)),
+        "PairwiseDistance": lambda: Check("PairwiseDistance(p=3)", _SplitInput(
+            L.PairwiseDistance(p=3.0), 3), _normal(r, 4, 6)),
     }
     for name, make in optional.items():
         if hasattr(L, name):
@@ -244,11 +263,17 @@ def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check
     return {name: makers for name, makers in recipes.items() if hasattr(M, name)}
 
 
+# Containers that hold layers for a model's own forward and compute nothing themselves.
+_NO_FORWARD = {"ModuleList", "ModuleDict"}
+
+
 def _public(module: Any) -> list[str]:
     names = getattr(module, "__all__", [])
     out = []
     for name in names:
         obj = getattr(module, name, None)
+        if name in _NO_FORWARD:
+            continue
         if isinstance(obj, type) and issubclass(obj, Layer) and not name.startswith("_"):
             out.append(name)
     return out

@@ -4,8 +4,10 @@ from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, S
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
+from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import Dropout
 from .embedding import Embedding, EmbeddingBag
+from .feature_dropout import AlphaDropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from .layer_norm import (
     GroupNorm,
     InstanceNorm1d,
@@ -16,6 +18,7 @@ from .layer_norm import (
 )
 from .linear import Bilinear, Identity, Linear
 from .local_response_norm import LocalResponseNorm
+from .module_list import ModuleDict, ModuleList
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pooling import (
     AdaptiveAvgPool2d,
@@ -24,6 +27,7 @@ from .pooling import (
     GlobalAvgPool2d,
     MaxPool2d,
 )
+from .rearrange import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
 
@@ -35,5 +39,7 @@ __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding", "EmbeddingBag",
     "Bilinear",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-    "GlobalAvgPool2d",
+    "GlobalAvgPool2d", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
+    "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle",
+    "CosineSimilarity", "PairwiseDistance", "ModuleList", "ModuleDict",
 ]

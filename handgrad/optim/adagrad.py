@@ -8,7 +8,9 @@ from functools import partial
 import numpy as np
 
 from ..parameter import Parameter
-from .optimizer import Optimizer, _batch_by_step, _check_nonnegative, _effective_grad
+from ._checks import _check_flag, _check_nonnegative
+from ._updates import _batch_by_step, _effective_grad
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -29,7 +31,9 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty (default 0).
         initial_accumulator_value: start value of ``s`` (default 0).
         eps: added to the denominator (default 1e-10).
+        foreach, fused: torch's implementation switches, accepted without effect.
         maximize: maximize the objective instead of minimizing it.
+        differentiable: must be False (no autograd through the step); True raises.
 
     State per parameter: ``step`` and ``sum`` (s). As in PyTorch, they are created when
     the optimizer is constructed (so ``state_dict()`` lists them before the first step).
@@ -40,9 +44,11 @@ class Adagrad(Optimizer):
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-2,
                  lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10,
-                 maximize: bool = False):
+                 foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -58,11 +64,13 @@ class Adagrad(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        _check_nonnegative(group, "lr_decay", "Invalid lr_decay value")
-        _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
-        _check_nonnegative(group, "initial_accumulator_value",
-                           "Invalid initial_accumulator_value value")
-        _check_nonnegative(group, "eps", "Invalid epsilon value")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "lr_decay", "lr_decay value")
+        _check_nonnegative(name, group, "weight_decay", "weight_decay value")
+        _check_nonnegative(name, group, "initial_accumulator_value",
+                           "initial_accumulator_value value")
+        _check_nonnegative(name, group, "eps", "epsilon value")
+        _check_flag(name, group, "maximize")
 
     def _update_group(self, group: dict) -> None:
         lr = float(group["lr"])

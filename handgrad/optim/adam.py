@@ -9,13 +9,9 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import (
-    Optimizer,
-    _check_betas,
-    _check_nonnegative,
-    _effective_grad,
-    _flat_effective_grad,
-)
+from ._checks import _check_betas, _check_flag, _check_nonnegative
+from ._updates import _effective_grad, _flat_effective_grad
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -24,8 +20,8 @@ class Adam(Optimizer):
     For each parameter ``p`` with gradient ``g``, at step ``t`` (starting at 1)::
 
         g = -g                                   if maximize
-        p = p * (1 - lr * weight_decay)          AdamW (decoupled weight decay)
-        g = g + weight_decay * p                 Adam (L2 penalty), if weight_decay != 0
+        p = p * (1 - lr * weight_decay)          if decoupled_weight_decay (AdamW)
+        g = g + weight_decay * p                 otherwise (L2 penalty), if weight_decay != 0
         m = m + (1 - beta1) * (g - m)            (= beta1 * m + (1 - beta1) * g, torch's lerp)
         v = beta2 * v + (1 - beta2) * g * g
         v_max = max(v_max, v);  v_hat = v_max    if amsgrad, else v_hat = v
@@ -46,7 +42,12 @@ class Adam(Optimizer):
         eps: added to the denominator (default 1e-8).
         weight_decay: L2 penalty (Adam) or decoupled decay rate (AdamW).
         amsgrad: use the running maximum of ``v`` (AMSGrad).
+        foreach, fused: torch's implementation switches, accepted (None, True or False)
+            without effect (the flat path below plays their part).
         maximize: maximize the objective instead of minimizing it.
+        capturable, differentiable: must be False (CUDA graphs, autograd through the
+            step: nothing handgrad could honour); True raises ValueError.
+        decoupled_weight_decay: decay the parameter directly, as :class:`AdamW` does.
 
     State per parameter: ``step`` (float), ``exp_avg`` (m), ``exp_avg_sq`` (v) and
     ``max_exp_avg_sq`` (v_max, with amsgrad). Created at the parameter's first update.
@@ -62,23 +63,30 @@ class Adam(Optimizer):
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _decoupled = False
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, maximize: bool = False):
+                 weight_decay: float = 0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
-                        eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+                        eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        foreach=foreach, capturable=capturable, differentiable=differentiable,
+                        fused=fused, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        _check_nonnegative(group, "eps", "Invalid epsilon value")
-        _check_betas(group)
-        _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "eps", "epsilon value")
+        _check_betas(name, group)
+        _check_nonnegative(name, group, "weight_decay", "weight_decay value")
+        for key in ("amsgrad", "maximize", "decoupled_weight_decay"):
+            _check_flag(name, group, key)
 
     def _update_group(self, group: dict) -> None:
-        hp = _Hyper(group, self._decoupled)
+        hp = _Hyper(group, bool(group["decoupled_weight_decay"]))
         # Small tensors with the same dtype and step count are updated together (flat path).
         batches: dict[tuple, list[Parameter]] = {}
         tasks: list[Callable[..., None]] = []
@@ -219,13 +227,17 @@ class AdamW(Adam):
 
         p = p * (1 - lr * weight_decay)
 
-    Default ``weight_decay=1e-2``. Same arguments and state as :class:`Adam`.
+    Default ``weight_decay=1e-2``. Same arguments and state as :class:`Adam` (its groups
+    hold ``decoupled_weight_decay=True``, as PyTorch's do).
     """
-
-    _decoupled = True
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False):
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ import numpy as np
 from ..ops.parallel import get_num_threads, run_chunks
 from ..parameter import Parameter
 from . import _flat
+from ._checks import _OPTIONAL_GROUP_KEYS, _check_backend, _check_nonnegative, _raise_bad_grad
 from ._flat import FlatBucket
 
 
@@ -52,10 +52,16 @@ class Optimizer:
 
     Subclasses implement ``_check_group(group)`` (raise on bad hyperparameters) and
     ``_update_group(group)`` (the in-place update of one group), and list the names of
-    their per-parameter state in ``_state_keys``.
+    their per-parameter state in ``_state_keys`` (those in ``_scalar_state_keys`` are
+    Python floats, the others arrays shaped like the parameter).
+
+    ``step()`` first checks, once per call and without touching the elements, that every
+    gradient it will use is an array of its parameter's shape and dtype (ValueError /
+    TypeError naming the optimizer, the group, the parameter's index and name).
     """
 
     _state_keys: tuple[str, ...] = ()
+    _scalar_state_keys: tuple[str, ...] = ("step",)
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], defaults: dict[str, Any]):
         self.defaults = dict(defaults)
@@ -65,19 +71,21 @@ class Optimizer:
         self._scratch_views: dict[tuple, tuple[np.ndarray, ...]] = {}
         self._flat_buckets: dict[tuple, FlatBucket] = {}
         self._live_buckets: set[tuple] = set()
+        name = type(self).__name__
         if isinstance(params, (Parameter, np.ndarray)):
             raise TypeError(
-                "params argument given to the optimizer should be an iterable of Parameters "
-                f"or dicts, but got {type(params).__name__}"
+                f"{name}: params argument given to the optimizer should be an iterable of "
+                f"Parameters or dicts, but got {type(params).__name__}"
             )
         if isinstance(params, (set, frozenset)):
             raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the "
-                "ordering of a set is not deterministic; use a list"
+                f"{name}: optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of a set is not deterministic; use a list"
             )
         groups = list(params)
         if len(groups) == 0:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{name}: optimizer got an empty parameter list (params=[]; "
+                             "expected at least one Parameter)")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -86,34 +94,39 @@ class Optimizer:
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (missing ones = defaults)."""
+        name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+            raise TypeError(f"{name}: param_group must be a dict, but got "
+                            f"{type(param_group).__name__}")
         group = dict(param_group)
         params = group.get("params")
         if params is None:
-            raise ValueError("param_group must have a 'params' entry")
+            raise ValueError(f"{name}: param_group must have a 'params' entry")
         if isinstance(params, Parameter):
             params = [params]
         elif isinstance(params, (set, frozenset)):
             raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the "
-                "ordering of a set is not deterministic; use a list"
+                f"{name}: optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of a set is not deterministic; use a list"
             )
         else:
             params = list(params)
-        for p in params:
+        for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(
-                    "optimizer can only optimize Parameters, but one of the params is "
+                    f"{name}: can only optimize Parameters, but params[{i}] is "
                     f"{type(p).__name__}"
                 )
         if len(params) == 0:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{name}: optimizer got an empty parameter list (params=[]; "
+                             "expected at least one Parameter)")
         if len({id(p) for p in params}) != len(params):
-            raise ValueError("optimizer parameter group contains the same parameter twice")
+            raise ValueError(f"{name}: optimizer parameter group contains the same parameter "
+                             "twice")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
-            raise ValueError("some parameters appear in more than one parameter group")
+            raise ValueError(f"{name}: some parameters appear in more than one parameter "
+                             "group")
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -122,7 +135,9 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError/TypeError on a bad hyperparameter (subclasses extend this)."""
-        _check_nonnegative(group, "lr", "Invalid learning rate")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "lr", "learning rate")
+        _check_backend(name, group)
 
     # ------------------------------------------------------------------- steps
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -134,6 +149,7 @@ class Optimizer:
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
+        self._check_grads()
         for group in self.param_groups:
             self._live_buckets = set()
             self._update_group(group)
@@ -144,6 +160,19 @@ class Optimizer:
 
     def _update_group(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _check_grads(self) -> None:
+        """Raise unless every gradient step() will use is an array of its parameter's shape
+        and dtype (a few attribute comparisons per parameter, no per-element work)."""
+        for g, group in enumerate(self.param_groups):
+            for i, p in enumerate(group["params"]):
+                grad = p.grad
+                if grad is None or not p.requires_grad:
+                    continue
+                if (isinstance(grad, np.ndarray) and grad.shape == p.data.shape
+                        and grad.dtype == p.data.dtype):
+                    continue
+                _raise_bad_grad(type(self).__name__, g, i, p)
 
     @staticmethod
     def _active(group: dict[str, Any]) -> list[Parameter]:
@@ -258,18 +287,20 @@ class Optimizer:
                              f"unknown {sorted(map(str, unknown))}, missing {sorted(missing)}")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)}) than the optimizer "
+            raise ValueError(f"{name}.load_state_dict: loaded state dict has a different "
+                             f"number of parameter groups ({len(saved_groups)}) than the "
+                             "optimizer "
                              f"({len(self.param_groups)})")
         params: list[Parameter] = []
         new_groups = []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
-                    f"loaded state dict contains a parameter group {i} with "
-                    f"{len(saved['params'])} parameters that doesn't match the size of "
+                    f"{name}.load_state_dict: loaded state dict contains a parameter group "
+                    f"{i} with {len(saved['params'])} parameters that doesn't match the size of "
                     f"optimizer's group ({len(group['params'])} parameters)")
-            missing_keys = set(self.defaults) - set(saved)
+            # keys newer than the checkpoint (torch's backend flags) take their defaults
+            missing_keys = set(self.defaults) - set(saved) - set(_OPTIONAL_GROUP_KEYS)
             if missing_keys:
                 raise ValueError(f"{name}.load_state_dict: parameter group {i} lacks "
                                  f"{sorted(missing_keys)}")
@@ -280,6 +311,9 @@ class Optimizer:
                 if isinstance(self.defaults.get(key), tuple) and isinstance(value, list):
                     value = tuple(value)
                 restored[key] = value
+            for key in _OPTIONAL_GROUP_KEYS:
+                if key in self.defaults and key not in restored:
+                    restored[key] = self.defaults[key]
             restored["params"] = group["params"]
             self._check_group(restored)
             new_groups.append(restored)
@@ -307,7 +341,7 @@ class Optimizer:
                              f"parameter {key}; expected keys among {list(self._state_keys)}")
         restored: dict[str, Any] = {}
         for k, v in values.items():
-            if k == "step":
+            if k in self._scalar_state_keys:
                 restored[k] = float(v)
                 continue
             array = np.asarray(v)
@@ -342,66 +376,3 @@ def _flat_increment_run(bucket: FlatBucket, params: list[Parameter], i: int, j: 
               bucket.params_buffer[lo:hi], bucket.scratch[lo:hi])
     for p, update in zip(params[i:j], bucket.scratch_views[i:j]):
         p.data += update
-
-
-def _effective_grad(data: np.ndarray | None, grad: np.ndarray, out: np.ndarray,
-                    weight_decay: float, maximize: bool) -> np.ndarray:
-    """``(-grad if maximize else grad) + weight_decay * data`` (PyTorch's order), written
-    into ``out`` when it differs from ``grad``; ``data`` may be ``out`` itself."""
-    if weight_decay != 0:
-        np.multiply(data, weight_decay, out=out)
-        if maximize:
-            out -= grad
-        else:
-            out += grad
-        return out
-    if maximize:
-        return np.negative(grad, out=out)
-    return grad
-
-
-def _flat_effective_grad(bucket: FlatBucket, params: list[Parameter], i: int, j: int,
-                         weight_decay: float, maximize: bool) -> np.ndarray:
-    """:func:`_effective_grad` of ``params[i:j]`` of a flat bucket, from their gathered
-    gradients (and values, with weight decay), computed in those gathered buffers."""
-    grad = bucket.gather_grads(params, i, j)
-    if weight_decay == 0:
-        return _effective_grad(None, grad, grad, 0.0, maximize)
-    data = bucket.gather_params(params, i, j)
-    return _effective_grad(data, grad, data, weight_decay, maximize)
-
-
-def _batch_by_step(params: list[Parameter], states: list[dict]) -> tuple[list, list[list]]:
-    """Split into (large tensors, batches of small tensors sharing a dtype and step count)."""
-    large, batches = [], {}
-    for p, state in zip(params, states):
-        if p.data.size <= _flat.FLAT_MAX_SIZE:
-            batches.setdefault((p.data.dtype, state["step"]), []).append(p)
-        else:
-            large.append(p)
-    flat = []
-    for batch in batches.values():
-        if len(batch) == 1:
-            large.extend(batch)
-        else:
-            flat.append(batch)
-    return large, flat
-
-
-def _check_nonnegative(group: dict[str, Any], key: str, label: str) -> None:
-    """Raise ValueError('<label>: <value>') unless group[key] is a real number >= 0."""
-    value = group[key]
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{label}: {value!r} (expected a real number, got "
-                        f"{type(value).__name__})")
-    if not value >= 0.0:  # also catches NaN
-        raise ValueError(f"{label}: {value}")
-
-
-def _check_betas(group: dict[str, Any]) -> None:
-    betas = group["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
-    for i, beta in enumerate(betas):
-        if isinstance(beta, bool) or not isinstance(beta, Real) or not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")

@@ -8,7 +8,9 @@ from functools import partial
 import numpy as np
 
 from ..parameter import Parameter
-from .optimizer import Optimizer, _batch_by_step, _check_nonnegative, _effective_grad
+from ._checks import _check_flag, _check_nonnegative
+from ._updates import _batch_by_step, _effective_grad
+from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -38,6 +40,9 @@ class RMSprop(Optimizer):
         weight_decay: L2 penalty (default 0).
         momentum: momentum factor (default 0).
         centered: divide by the estimated variance instead of the raw second moment.
+        capturable, differentiable: must be False (CUDA graphs, autograd through the
+            step); True raises ValueError.
+        foreach: torch's implementation switch, accepted without effect.
         maximize: maximize the objective instead of minimizing it.
 
     State per parameter: ``step``, ``square_avg`` (v), ``momentum_buffer`` (if
@@ -48,17 +53,23 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-2,
                  alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
-                 momentum: float = 0, centered: bool = False, maximize: bool = False):
+                 momentum: float = 0, centered: bool = False, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, maximize=maximize)
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        _check_nonnegative(group, "eps", "Invalid epsilon value")
-        _check_nonnegative(group, "momentum", "Invalid momentum value")
-        _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
-        _check_nonnegative(group, "alpha", "Invalid alpha value")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "eps", "epsilon value")
+        _check_nonnegative(name, group, "momentum", "momentum value")
+        _check_nonnegative(name, group, "weight_decay", "weight_decay value")
+        _check_nonnegative(name, group, "alpha", "alpha value")
+        _check_flag(name, group, "centered")
+        _check_flag(name, group, "maximize")
 
     def _update_group(self, group: dict) -> None:
         hp = _Hyper(group)

@@ -9,12 +9,9 @@ import numpy as np
 
 from ..parameter import Parameter
 from . import _flat
-from .optimizer import (
-    Optimizer,
-    _check_nonnegative,
-    _effective_grad,
-    _flat_effective_grad,
-)
+from ._checks import _check_flag, _check_nonnegative
+from ._updates import _effective_grad, _flat_effective_grad
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -39,6 +36,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: maximize the objective instead of minimizing it.
+        foreach, fused: torch's implementation switches, accepted without effect.
+        differentiable: must be False (no autograd through the step); True raises.
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0).
 
@@ -53,19 +52,25 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Parameter] | Iterable[dict], lr: float = 1e-3,
                  momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
-                 nesterov: bool = False, maximize: bool = False):
+                 nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        _check_nonnegative(group, "momentum", "Invalid momentum value")
-        _check_nonnegative(group, "weight_decay", "Invalid weight_decay value")
-        _check_nonnegative(group, "dampening", "Invalid dampening value")
+        name = type(self).__name__
+        _check_nonnegative(name, group, "momentum", "momentum value")
+        _check_nonnegative(name, group, "weight_decay", "weight_decay value")
+        _check_nonnegative(name, group, "dampening", "dampening value")
+        _check_flag(name, group, "nesterov")
+        _check_flag(name, group, "maximize")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening "
-                             f"(got momentum={group['momentum']}, "
+            raise ValueError(f"{name}: Nesterov momentum (nesterov=True) requires a momentum "
+                             f"and zero dampening (got momentum={group['momentum']}, "
                              f"dampening={group['dampening']})")
 
     def _update_group(self, group: dict) -> None:

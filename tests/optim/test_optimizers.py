@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
 
 import handgrad
 from handgrad import Parameter
-from handgrad.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from handgrad.optim import (
+    ASGD,
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+    Rprop,
+)
 
 ALL = [
     (SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
@@ -19,8 +33,29 @@ ALL = [
     (AdamW, dict(lr=0.01)),
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+    (Adam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (NAdam, dict(lr=0.01, weight_decay=0.01)),
+    (NAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (RAdam, dict(lr=0.01, betas=(0.5, 0.6), maximize=True)),
+    (Adamax, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (Adadelta, dict(lr=0.5, rho=0.8, weight_decay=0.1)),
+    (ASGD, dict(lr=0.05, lambd=0.01, t0=2, weight_decay=0.1, maximize=True)),
+    (Rprop, dict(lr=0.05, etas=(0.4, 1.3), step_sizes=(1e-3, 0.5))),
 ]
-IDS = [f"{cls.__name__}-{len(kw)}" for cls, kw in ALL]
+IDS = [f"{cls.__name__}-{i}" for i, (cls, kw) in enumerate(ALL)]
+# the element-wise optimizers (handgrad/optim/_elementwise.py) with options that reach
+# every branch of their kernels, for the fast-path and threading tests below
+ELEMENTWISE = [
+    (NAdam, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (NAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    (RAdam, dict(lr=0.01, weight_decay=0.1, betas=(0.2, 0.5))),
+    (Adamax, dict(lr=0.01, weight_decay=0.1, maximize=True)),
+    (Adadelta, dict(lr=0.5, weight_decay=0.1, maximize=True)),
+    (ASGD, dict(lr=0.05, lambd=0.01, t0=2, weight_decay=0.1, maximize=True)),
+    (Rprop, dict(lr=0.05, maximize=True)),
+]
 
 
 def make_params(dtype=np.float64, seed=0):
@@ -205,32 +240,46 @@ def test_adam_formula_by_hand():
 
 
 @pytest.mark.parametrize("make,error,message", [
-    (lambda ps: SGD(ps, lr=-0.1), ValueError, "Invalid learning rate: -0.1"),
-    (lambda ps: SGD(ps, lr=0.1, momentum=-0.5), ValueError, "Invalid momentum value: -0.5"),
-    (lambda ps: SGD(ps, lr=0.1, weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
-    (lambda ps: SGD(ps, lr=0.1, nesterov=True), ValueError, "Nesterov momentum requires"),
+    (lambda ps: SGD(ps, lr=-0.1), ValueError, "SGD: invalid learning rate lr=-0.1 (expected >= 0)"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=-0.5), ValueError,
+     "SGD: invalid momentum value momentum=-0.5 (expected >= 0)"),
+    (lambda ps: SGD(ps, lr=0.1, weight_decay=-1), ValueError,
+     "SGD: invalid weight_decay value weight_decay=-1 (expected >= 0)"),
+    (lambda ps: SGD(ps, lr=0.1, nesterov=True), ValueError,
+     "SGD: Nesterov momentum (nesterov=True) requires"),
     (lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
      "zero dampening"),
     (lambda ps: Adam(ps, betas=(1.0, 0.999)), ValueError,
-     "Invalid beta parameter at index 0: 1.0"),
+     "Adam: invalid beta parameter at index 0: betas[0]=1.0 (expected 0 <= beta < 1)"),
     (lambda ps: Adam(ps, betas=(0.9, -0.1)), ValueError,
-     "Invalid beta parameter at index 1: -0.1"),
-    (lambda ps: AdamW(ps, eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
-    (lambda ps: RMSprop(ps, alpha=-0.5), ValueError, "Invalid alpha value: -0.5"),
-    (lambda ps: Adagrad(ps, lr_decay=-1.0), ValueError, "Invalid lr_decay value: -1.0"),
-    (lambda ps: Adam(ps, lr="fast"), TypeError, "Invalid learning rate: 'fast'"),
+     "Adam: invalid beta parameter at index 1: betas[1]=-0.1"),
+    (lambda ps: AdamW(ps, eps=-1e-8), ValueError,
+     "AdamW: invalid epsilon value eps=-1e-08 (expected >= 0)"),
+    (lambda ps: RMSprop(ps, alpha=-0.5), ValueError, "RMSprop: invalid alpha value alpha=-0.5"),
+    (lambda ps: Adagrad(ps, lr_decay=-1.0), ValueError,
+     "Adagrad: invalid lr_decay value lr_decay=-1.0"),
+    (lambda ps: Adam(ps, lr="fast"), TypeError,
+     "Adam: invalid learning rate lr='fast' (expected a real number, got str)"),
     (lambda ps: SGD([{"params": ps, "lr": -2.0}], lr=0.1), ValueError,
-     "Invalid learning rate: -2.0"),
-    (lambda ps: SGD([], lr=0.1), ValueError, "empty parameter list"),
+     "SGD: invalid learning rate lr=-2.0"),
+    (lambda ps: SGD([], lr=0.1), ValueError, "SGD: optimizer got an empty parameter list"),
+    (lambda ps: Adam([{"params": []}]), ValueError, "Adam: optimizer got an empty parameter list"),
     (lambda ps: SGD([ps[0], np.zeros(3)], lr=0.1), TypeError,
-     "can only optimize Parameters, but one of the params is ndarray"),
-    (lambda ps: SGD(ps[0], lr=0.1), TypeError, "iterable of Parameters or dicts"),
-    (lambda ps: SGD(set(ps), lr=0.1), TypeError, "ordered collections"),
+     "SGD: can only optimize Parameters, but params[1] is ndarray"),
+    (lambda ps: SGD(ps[0], lr=0.1), TypeError, "SGD: params argument given to the optimizer"),
+    (lambda ps: SGD(set(ps), lr=0.1), TypeError, "SGD: optimizer parameters need to be organized"),
     (lambda ps: SGD([{"params": ps[:2]}, {"params": ps[1:]}], lr=0.1), ValueError,
-     "more than one parameter group"),
+     "SGD: some parameters appear in more than one parameter group"),
+    (lambda ps: Adam(ps, capturable=True), ValueError, "Adam: capturable=True is not supported"),
+    (lambda ps: SGD(ps, differentiable=True), ValueError,
+     "SGD: differentiable=True is not supported"),
+    (lambda ps: Adam(ps, foreach=True, fused=True), ValueError,
+     "Adam: fused=True and foreach=True cannot be set together"),
+    (lambda ps: Adagrad(ps, fused="yes"), TypeError, "Adagrad: invalid fused='yes'"),
+    (lambda ps: Adam(ps, amsgrad="no"), TypeError, "Adam: invalid amsgrad='no'"),
 ])
 def test_bad_input(make, error, message):
-    with pytest.raises(error, match=message.replace("(", r"\(")):
+    with pytest.raises(error, match=re.escape(message)):
         make(make_params())
 
 
@@ -255,7 +304,7 @@ def test_load_state_dict_rejects_mismatches():
         (modified(x=lambda sd: sd["param_groups"].append(dict(sd["param_groups"][0]))),
          "number of parameter groups"),
         (modified(x=lambda sd: sd["param_groups"][0].update(lr=-1.0)),
-         "Invalid learning rate: -1.0"),
+         "Adam: invalid learning rate lr=-1.0"),
         (modified(x=lambda sd: sd["state"].update({7: {}})), "parameter 7"),
     ]
     fresh = Adam(make_params(), lr=0.01)
@@ -309,6 +358,7 @@ def test_works_with_a_real_model():
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
     (RMSprop, dict(lr=0.01, maximize=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
+    *ELEMENTWISE,
 ])
 def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     """Small tensors share flat buffers; the result must be bit-identical to the plain loop,
@@ -347,6 +397,7 @@ def test_flat_fast_path_equals_plain_path(cls, kwargs, monkeypatch):
     (RMSprop, dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
     (RMSprop, dict(lr=0.01, maximize=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, maximize=True)),
+    *ELEMENTWISE,
 ])
 def test_chunked_threaded_step_equals_plain_step(cls, kwargs, monkeypatch):
     """Chunks of large tensors and runs of small ones, shared between threads, give the
