@@ -20,6 +20,7 @@ from ..layers import (
     GELU,
     AdaptiveAvgPool2d,
     Bilinear,
+    ChannelShuffle,
     Conv2d,
     Dropout,
     Embedding,
@@ -29,6 +30,9 @@ from ..layers import (
     LeakyReLU,
     Linear,
     LogSoftmax,
+    PairwiseDistance,
+    PixelShuffle,
+    PixelUnshuffle,
     ReLU,
     Sequential,
     Sigmoid,
@@ -204,6 +208,9 @@ def reshape(g, node, x) -> Match:
     if shape is None or rank is None:
         raise g.bad(node, "expected a constant target shape and an input of known rank")
     shape = [int(s) for s in shape]
+    permutation = _rearrangement(g, node, shape)
+    if permutation is not None:
+        return permutation
     nxt = g.single_next(node.output[0], "InstanceNormalization")
     if nxt is not None and len(shape) == 3 and shape[0] == 0 and shape[2] == -1:
         return group_norm(g, node, shape[1])
@@ -220,6 +227,73 @@ def reshape(g, node, x) -> Match:
         sizes = shape[lead:lead + len(shape) - rank + 1]
         return Match(Unflatten(lead, tuple(sizes)), node.output[0], [node])
     raise g.bad(node, f"a Reshape to {shape} is neither a Flatten nor an Unflatten")
+
+
+def _rearrangement(g, node, shape: list[int]) -> Match | None:
+    """Reshape -> Transpose -> Reshape as export writes PixelShuffle, PixelUnshuffle and
+    ChannelShuffle; None if the nodes are not one of them."""
+    transpose = g.single_next(node.output[0], "Transpose")
+    back = None if transpose is None else g.single_next(transpose.output[0], "Reshape")
+    if back is None:
+        return None
+    lead = next((k for k, s in enumerate(shape) if s != 0), len(shape))
+    perm = [p - lead for p in g.attrs(transpose)["perm"][lead:]]
+    nodes, out = [node, transpose, back], back.output[0]
+    if len(shape) - lead == 5 and perm == [0, 3, 1, 4, 2] and shape[lead + 1] == shape[lead + 2]:
+        return Match(PixelShuffle(shape[lead + 1]), out, nodes)
+    if len(shape) - lead == 5 and perm == [0, 2, 4, 1, 3] and shape[lead + 2] == shape[lead + 4]:
+        return Match(PixelUnshuffle(shape[lead + 2]), out, nodes)
+    if lead == 1 and perm[:2] == [1, 0] and perm[2:] == list(range(2, len(perm))):
+        return Match(ChannelShuffle(shape[1]), out, nodes)
+    return None
+
+
+@importer("DepthToSpace")
+def depth_to_space(g, node, x) -> Match:
+    a = g.attrs(node)
+    mode = a.get("mode", b"DCR")
+    if (mode.decode() if isinstance(mode, bytes) else mode) != "CRD":
+        raise g.bad(node, "DepthToSpace in DCR order is no handgrad layer (PixelShuffle is "
+                          "CRD)")
+    return Match(PixelShuffle(a["blocksize"]), node.output[0], [node])
+
+
+@importer("Sub")
+def pairwise_distance(g, node, x) -> Match:
+    """Sub -> Add(eps) -> Abs -> [Pow(p)] -> ReduceSum/ReduceMax -> [Sqrt | Pow(1/p)]."""
+    if node.input[0] != x or node.input[1] not in g.inputs:
+        raise g.bad(node, "only x1 - x2 of two graph inputs (a PairwiseDistance) is imported")
+    chain, tensor = [node], node.output[0]
+    for op in ("Add", "Abs"):
+        nxt = g.single_next(tensor, op)
+        if nxt is None:
+            raise g.bad(node, "expected x1 - x2 + eps, its absolute value and a p-norm")
+        chain.append(nxt)
+        tensor = nxt.output[0]
+    eps = float(np.ravel(g.const(chain[1].input[1]))[0])
+    p = 1.0
+    power = g.single_next(tensor, "Pow")
+    if power is not None:
+        p = float(g.const(power.input[1]))
+        chain.append(power)
+        tensor = power.output[0]
+    total = g.single_next(tensor)
+    if total is None or total.op_type not in ("ReduceSum", "ReduceMax") \
+            or axes_of(g, total) != [-1]:
+        raise g.bad(node, "expected a reduction over the last axis: a PairwiseDistance")
+    chain.append(total)
+    tensor = total.output[0]
+    if total.op_type == "ReduceMax":
+        p = float("inf")
+    elif p != 1:
+        root = g.single_next(tensor)
+        if root is None or root.op_type not in ("Sqrt", "Pow"):
+            raise g.bad(total, "expected the p-th root of the sum")
+        chain.append(root)
+        tensor = root.output[0]
+    layer = PairwiseDistance(p, eps=float(f"{eps:.6g}"),
+                             keepdim=bool(g.attrs(total).get("keepdims", 1)))
+    return Match(layer, tensor, chain)
 
 
 @importer("Gather")

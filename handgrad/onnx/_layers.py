@@ -9,16 +9,26 @@ import numpy as np
 from ..layers import (
     ELU,
     GELU,
+    AlphaDropout,
     Bilinear,
+    ChannelShuffle,
     Conv2d,
+    CosineSimilarity,
     Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
     Embedding,
     EmbeddingBag,
+    FeatureAlphaDropout,
     Flatten,
     Identity,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    PairwiseDistance,
+    PixelShuffle,
+    PixelUnshuffle,
     ReLU,
     Sigmoid,
     SiLU,
@@ -57,8 +67,8 @@ def identity(ctx: ExportContext, layer: Identity, x: Tensor) -> Tensor:
     return ctx.op("Identity", [x], x.value)
 
 
-@converter(Dropout)
-def dropout(ctx: ExportContext, layer: Dropout, x: Tensor) -> Tensor:
+@converter(Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlphaDropout)
+def dropout(ctx: ExportContext, layer, x: Tensor) -> Tensor:
     # Inference-mode Dropout is the identity; the ratio is kept for handgrad.onnx.load.
     ratio = ctx.const(np.asarray(layer.p, dtype=x.value.dtype), "ratio")
     return ctx.op("Dropout", [x, ratio], x.value)
@@ -208,3 +218,87 @@ def _tensor_dtype(dtype) -> int:
     from onnx import helper
 
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+
+# ---------------------------------------------------------------------------- rearranging
+def _permute(ctx: ExportContext, x: Tensor, split: list[int], perm_tail: list[int],
+             merged: list[int], y: np.ndarray) -> Tensor:
+    """Reshape the last axes to ``split``, permute them, reshape to ``merged``; leading axes
+    (``0``: copied, so a symbolic batch stays symbolic) untouched."""
+    lead = x.value.ndim - 3 if len(merged) == 3 else 1
+    h = ctx.node("Reshape", [x, ctx.ints([0] * lead + split)])[0]
+    h = ctx.node("Transpose", [h], perm=list(range(lead)) + [lead + k for k in perm_tail])[0]
+    return ctx.op("Reshape", [h, ctx.ints([0] * lead + merged)], y)
+
+
+@converter(PixelShuffle)
+def pixel_shuffle(ctx: ExportContext, layer: PixelShuffle, x: Tensor) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r): DepthToSpace in CRD order for 4-D inputs."""
+    y, r = ctx.run(layer, x.value), layer.upscale_factor
+    if x.value.ndim == 4:
+        return ctx.op("DepthToSpace", [x], y, blocksize=r, mode="CRD")
+    c, h, w = x.value.shape[-3:]
+    return _permute(ctx, x, [c // (r * r), r, r, h, w], [0, 3, 1, 4, 2],
+                    [c // (r * r), h * r, w * r], y)
+
+
+@converter(PixelUnshuffle)
+def pixel_unshuffle(ctx: ExportContext, layer: PixelUnshuffle, x: Tensor) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W) (ONNX's SpaceToDepth orders the channels
+    otherwise): Reshape, Transpose, Reshape."""
+    y, r = ctx.run(layer, x.value), layer.downscale_factor
+    c, h, w = x.value.shape[-3:]
+    return _permute(ctx, x, [c, h // r, r, w // r, r], [0, 2, 4, 1, 3],
+                    [c * r * r, h // r, w // r], y)
+
+
+@converter(ChannelShuffle)
+def channel_shuffle(ctx: ExportContext, layer: ChannelShuffle, x: Tensor) -> Tensor:
+    """(N, C, *) as (N, g, C/g, *), the group axes swapped, back to (N, C, *)."""
+    y, g = ctx.run(layer, x.value), layer.groups
+    rest = list(x.value.shape[2:])
+    c = x.value.shape[1]
+    h = ctx.node("Reshape", [x, ctx.ints([0, g, c // g] + rest)])[0]
+    h = ctx.node("Transpose", [h], perm=[0, 2, 1] + list(range(3, 3 + len(rest))))[0]
+    return ctx.op("Reshape", [h, ctx.ints([0, c] + rest)], y)
+
+
+# ---------------------------------------------------------------------------- distances
+@converter(CosineSimilarity)
+def cosine_similarity(ctx: ExportContext, layer: CosineSimilarity, x1: Tensor,
+                      x2: Tensor) -> Tensor:
+    """``sum(a b) / (max(|a|, eps) max(|b|, eps))`` along dim, a and b broadcast together."""
+    y = ctx.run(layer, x1.value, x2.value)
+    dtype = y.dtype
+    prod = ctx.node("Mul", [x1, x2])[0]
+    shape = ctx.node("Shape", [prod])[0]
+    eps = ctx.const(np.asarray(layer.eps, dtype), "eps")
+    norms = []
+    for x in (x1, x2):
+        full = ctx.node("Expand", [x, shape])[0]
+        square = ctx.node("Mul", [full, full])[0]
+        total = reduce(ctx, "ReduceSum", square, [layer.dim], y, keepdims=0).name
+        norms.append(ctx.node("Max", [ctx.node("Sqrt", [total])[0], eps])[0])
+    dot = reduce(ctx, "ReduceSum", prod, [layer.dim], y, keepdims=0).name
+    return ctx.op("Div", [dot, ctx.node("Mul", norms)[0]], y)
+
+
+@converter(PairwiseDistance)
+def pairwise_distance(ctx: ExportContext, layer: PairwiseDistance, x1: Tensor,
+                      x2: Tensor) -> Tensor:
+    """``|x1 - x2 + eps|_p`` over the last axis (p = 1, 2, inf or any other p > 0)."""
+    y = ctx.run(layer, x1.value, x2.value)
+    dtype, p, keep = y.dtype, layer.norm, int(layer.keepdim)
+    diff = ctx.node("Add", [ctx.node("Sub", [x1, x2])[0],
+                            ctx.const(np.asarray(layer.eps, dtype), "eps")])[0]
+    size = ctx.node("Abs", [diff])[0]
+    if np.isinf(p):
+        return reduce(ctx, "ReduceMax", size, [-1], y, keepdims=keep)
+    if p == 1:
+        return reduce(ctx, "ReduceSum", size, [-1], y, keepdims=keep)
+    powered = ctx.node("Pow", [size, ctx.const(np.asarray(p, dtype), "p")])[0]
+    if p == 2:
+        return ctx.op("Sqrt", [reduce(ctx, "ReduceSum", powered, [-1], y, keep)], y)
+    total = reduce(ctx, "ReduceSum", powered, [-1], y, keepdims=keep)
+    return ctx.op("Pow", [total, ctx.const(np.asarray(1 / p, dtype), "inverse_p")], y)

@@ -24,7 +24,16 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
-from ..layers import GELU, AdaptiveMaxPool2d, LocalResponseNorm, Residual, RMSNorm, Sequential, SiLU
+from ..layers import (
+    GELU,
+    AdaptiveMaxPool2d,
+    CosineSimilarity,
+    LocalResponseNorm,
+    Residual,
+    RMSNorm,
+    Sequential,
+    SiLU,
+)
 from . import _import_ops
 from ._graph import UnsupportedGraphError
 from ._import_base import Match, axes_of, set_values
@@ -213,6 +222,13 @@ def _region(g: GraphView, tensor: str, heads: list) -> Match:
         return _rms_norm(g, seen, merge)
     if ops == Counter({"Pow": 2, "Reshape": 2, "AveragePool": 1, "Mul": 2, "Add": 1}):
         return _even_lrn(g, seen, merge)
+    if ops == Counter({"Mul": 4, "Shape": 1, "Expand": 2, "ReduceSum": 3, "Sqrt": 2, "Max": 2,
+                       "Div": 1}):
+        total = next(n for n in seen if n.op_type == "ReduceSum")
+        clamp = next(n for n in seen if n.op_type == "Max")
+        layer = CosineSimilarity(dim=axes_of(g, total)[0],
+                                 eps=float(f"{_const_of(g, clamp):.6g}"))
+        return Match(layer, merge.output[0], seen)
     if set(ops) == {"Slice", "ReduceMax", "Concat"} and merge.op_type == "Concat":
         rows = len(merge.input)
         cols = len(g.producer[merge.input[0]].input)

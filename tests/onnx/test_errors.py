@@ -159,3 +159,8 @@ def test_import_handgrad_does_not_import_onnx():
             "if m in sys.modules]; sys.exit(str(bad) if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_module_list_has_no_forward_to_export(tmp_path):
+    with pytest.raises(UnsupportedLayerError, match="ModuleList at \\(model\\)"):
+        export(hg.ModuleList([hg.ReLU()]), np.zeros(3, np.float32), tmp_path / "m.onnx")

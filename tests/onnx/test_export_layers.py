@@ -230,3 +230,54 @@ def test_embedding_bag_padding_and_weights(mode, tmp_path):
         check_roundtrip(layer, (ids, None, weights), tmp_path,
                         [(rng.integers(0, 9, (5, 3)), None,
                           rng.standard_normal((5, 3), dtype=np.float32))], load_back=False)
+
+
+REARRANGE = [
+    ("dropout1d", lambda: hg.Dropout1d(0.3), (3, 4)),
+    ("dropout2d", lambda: hg.Dropout2d(0.3), (3, 4, 4)),
+    ("dropout3d", lambda: hg.Dropout3d(0.3), (3, 2, 2, 2)),
+    ("alpha-dropout", lambda: hg.AlphaDropout(0.2), (5,)),
+    ("feature-alpha-dropout", lambda: hg.FeatureAlphaDropout(0.2), (3, 4, 4)),
+    ("pixel-shuffle", lambda: hg.PixelShuffle(2), (8, 3, 2)),
+    ("pixel-shuffle-5d", lambda: hg.PixelShuffle(2), (3, 4, 2, 3)),
+    ("pixel-unshuffle", lambda: hg.PixelUnshuffle(2), (3, 4, 6)),
+    ("pixel-unshuffle-5d", lambda: hg.PixelUnshuffle(3), (2, 2, 3, 6)),
+    ("channel-shuffle", lambda: hg.ChannelShuffle(3), (6, 3, 2)),
+    ("channel-shuffle-3d", lambda: hg.ChannelShuffle(2), (6, 5)),
+]
+
+
+@pytest.mark.parametrize("factory, sample", [c[1:] for c in REARRANGE],
+                         ids=[c[0] for c in REARRANGE])
+def test_dropout_variants_and_rearrangements(factory, sample, tmp_path):
+    rng = np.random.default_rng(12)
+    layer = factory()
+    x = rng.standard_normal((2, *sample), dtype=np.float32)
+    loaded = check_roundtrip(layer, x, tmp_path, [rng.standard_normal((3, *sample),
+                                                                      dtype=np.float32)])
+    expected = hg.Dropout if "Dropout" in type(layer).__name__ else type(layer)
+    assert type(loaded) is expected  # every dropout is the identity in eval mode
+
+
+DISTANCES = [
+    ("cosine", lambda: hg.CosineSimilarity(), (5, 3), (5, 3)),
+    ("cosine-last-broadcast", lambda: hg.CosineSimilarity(dim=-1, eps=1e-4), (4, 5), (1, 5)),
+    ("pairwise-2", lambda: hg.PairwiseDistance(), (5,), (5,)),
+    ("pairwise-1-keepdim", lambda: hg.PairwiseDistance(1, keepdim=True), (5,), (5,)),
+    ("pairwise-3", lambda: hg.PairwiseDistance(3.0, eps=1e-3), (4, 5), (4, 5)),
+    ("pairwise-inf", lambda: hg.PairwiseDistance(float("inf")), (5,), (5,)),
+]
+
+
+@pytest.mark.parametrize("factory, shape1, shape2", [c[1:] for c in DISTANCES],
+                         ids=[c[0] for c in DISTANCES])
+def test_distances_of_two_inputs(factory, shape1, shape2, tmp_path):
+    rng = np.random.default_rng(13)
+    layer = factory()
+
+    def args(n):
+        return (rng.standard_normal((n, *shape1), dtype=np.float32),
+                rng.standard_normal((n, *shape2), dtype=np.float32))
+
+    loaded = check_roundtrip(layer, args(2), tmp_path, [args(4)])
+    assert type(loaded) is type(layer)
