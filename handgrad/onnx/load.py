@@ -74,6 +74,7 @@ class GraphView:
                 self._fold(node)
             else:
                 self.nodes.append(node)
+        self._drop_zero_states()
         self.consumers: dict[str, list] = {}
         for node in self.nodes:
             for name in node.input:
@@ -83,6 +84,33 @@ class GraphView:
         self.order = {id(node): k for k, node in enumerate(self.nodes)}
         self.used: set[int] = set()
         del onnx
+
+    def _drop_zero_states(self) -> None:
+        """A recurrent node's initial state that is zeros broadcast to the input's batch (what
+        torch.onnx writes for a missing state) is no state; the nodes computing it go."""
+        producer = {out: n for n in self.nodes for out in n.output}
+        changed = False
+        for node in self.nodes:
+            if node.op_type not in ("LSTM", "GRU", "RNN"):
+                continue
+            for k in (5, 6):
+                if len(node.input) <= k or not node.input[k]:
+                    continue
+                source = producer.get(node.input[k])
+                data = None if source is None else self.const(source.input[0])
+                zero_fill = source is not None and (
+                    (source.op_type == "Expand" and data is not None and not np.any(data))
+                    or (source.op_type == "ConstantOfShape" and not np.any(
+                        self.attrs(source).get("value", 0))))
+                if zero_fill:
+                    node.input[k] = ""
+                    changed = True
+        while changed:  # drop the nodes nothing reads any more
+            read = {name for n in self.nodes for name in n.input} | {
+                o for o in self.outputs}
+            kept = [n for n in self.nodes if any(out in read for out in n.output)]
+            changed = len(kept) != len(self.nodes)
+            self.nodes = kept
 
     def _fold(self, node: Any) -> None:
         from onnx.reference import ReferenceEvaluator

@@ -93,3 +93,41 @@ def test_loaded_torch_model_fine_tunes(tmp_path):
         model.backward(loss.backward())
         opt.step()
     assert loss(model(x), y) < 0.5 * first
+
+
+class _Recurrent(nn.Module):
+    """The output sequence of a torch recurrent layer (its state starts at zeros)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.rnn = layer
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("kwargs", [{}, {"batch_first": True},
+                                    {"num_layers": 2, "bidirectional": True}],
+                         ids=["time-major", "batch-first", "2-layers-bidirectional"])
+def test_torch_recurrent_layers(kind, kwargs):
+    """torch writes the gates in ONNX's order and zero initial states from the input's
+    shape: load gives back torch's own weights (PyTorch's order) and outputs."""
+    torch.manual_seed(3)
+    module = _Recurrent(getattr(nn, kind)(3, 4, **kwargs)).eval()
+    rng = np.random.default_rng(3)
+    shape = (2, 5, 3) if kwargs.get("batch_first") else (5, 2, 3)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(rng.standard_normal(shape,
+                                                                        dtype=np.float32)),),
+                          buffer, dynamo=False, input_names=["input"])
+    layer = hg.onnx.load(onnx.load_from_string(buffer.getvalue()))
+    assert type(layer).__name__ == kind
+    expected = {k: v.numpy() for k, v in module.rnn.state_dict().items()}
+    assert set(layer.state_dict()) == set(expected)
+    for name, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, expected[name])
+    layer.eval()
+    _compare(module, layer, rng.standard_normal(shape, dtype=np.float32))
