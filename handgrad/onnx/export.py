@@ -128,34 +128,8 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                              f"an example input of shape {x.shape}")
         symbolic[axis % x.ndim] = str(name)
     ctx = ExportContext(opset)
-    graph_inputs = [value_info(ctx.reserve("input"), x.dtype,
-                               [symbolic.get(a, d) for a, d in enumerate(x.shape)])]
-    converted_args: list[Any] = [Tensor("input", x)]
-    state_batch = None if batch_axis is None else "N"
-    for k, arg in enumerate(args[1:], start=1):
-        parts = arg if isinstance(arg, (tuple, list)) else (arg,)
-        if _has_state(model) and k <= 2:
-            names = ["h_0", "c_0"] if k == 1 else ["lengths"]
-        else:
-            names = [f"input_{k}"] if len(parts) == 1 else \
-                [f"input_{k}_{j}" for j in range(len(parts))]
-        tensors = []
-        for name, part in zip(names, parts):
-            if part is None:
-                tensors.append(None)
-                continue
-            part = _as_array(part, f"example state {name}")
-            shape = list(part.shape)
-            if state_batch is not None and name == "lengths":
-                shape[0] = state_batch  # one length per sequence
-            elif state_batch is not None and _has_state(model) and part.ndim in (2, 3):
-                shape[part.ndim - 2] = state_batch  # (L*D, N, H), or a cell's (N, H)
-            elif state_batch is not None and not _has_state(model) and part.ndim:
-                shape[0] = state_batch  # another batched input (Bilinear's second)
-            graph_inputs.append(value_info(ctx.reserve(name), part.dtype, shape))
-            tensors.append(Tensor(name, part))
-        converted_args.append(tuple(tensors) if isinstance(arg, (tuple, list)) else tensors[0])
-
+    graph_inputs, converted_args = _graph_inputs(ctx, model, args, x, symbolic,
+                                                 batch_axis is not None)
     modes = [(m, m.training, m._eval_backward) for m in model.modules()]
     model.eval()
     try:
@@ -180,6 +154,39 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, os.fspath(path))
     return proto
+
+
+def _graph_inputs(ctx: ExportContext, model: Layer, args: tuple, x: np.ndarray,
+                  symbolic: dict[int, str], dynamic: bool) -> tuple[list, list]:
+    """The graph inputs (value infos) and forward's arguments as ``Tensor``s (None kept)."""
+    graph_inputs = [value_info(ctx.reserve("input"), x.dtype,
+                               [symbolic.get(a, d) for a, d in enumerate(x.shape)])]
+    converted: list[Any] = [Tensor("input", x)]
+    stateful = _has_state(model)
+    for k, arg in enumerate(args[1:], start=1):
+        parts = arg if isinstance(arg, (tuple, list)) else (arg,)
+        if stateful and k <= 2:
+            names = ["h_0", "c_0"] if k == 1 else ["lengths"]
+        else:
+            names = [f"input_{k}"] if len(parts) == 1 else \
+                [f"input_{k}_{j}" for j in range(len(parts))]
+        tensors = []
+        for name, part in zip(names, parts):
+            if part is None:
+                tensors.append(None)
+                continue
+            part = _as_array(part, f"example argument {name}")
+            shape: list[int | str] = list(part.shape)
+            if dynamic and name == "lengths":
+                shape[0] = "N"  # one length per sequence
+            elif dynamic and stateful and part.ndim in (2, 3):
+                shape[part.ndim - 2] = "N"  # (L*D, N, H), or a cell's (N, H)
+            elif dynamic and not stateful and part.ndim:
+                shape[0] = "N"  # another batched input (Bilinear's second)
+            graph_inputs.append(value_info(ctx.reserve(name), part.dtype, shape))
+            tensors.append(Tensor(name, part))
+        converted.append(tuple(tensors) if isinstance(arg, (tuple, list)) else tensors[0])
+    return graph_inputs, converted
 
 
 # ---------------------------------------------------------------------------- containers

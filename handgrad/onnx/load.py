@@ -46,7 +46,6 @@ class GraphView:
     """The graph with its constants folded, consumers indexed and shapes inferred."""
 
     def __init__(self, proto: Any):
-        import onnx
         from onnx import numpy_helper
 
         graph = proto.graph
@@ -83,7 +82,6 @@ class GraphView:
         self.producer = {out: node for node in self.nodes for out in node.output}
         self.order = {id(node): k for k, node in enumerate(self.nodes)}
         self.used: set[int] = set()
-        del onnx
 
     def _drop_zero_states(self) -> None:
         """A recurrent node's initial state that is zeros broadcast to the input's batch (what
@@ -101,7 +99,7 @@ class GraphView:
                 zero_fill = source is not None and (
                     (source.op_type == "Expand" and data is not None and not np.any(data))
                     or (source.op_type == "ConstantOfShape" and not np.any(
-                        self.attrs(source).get("value", 0))))
+                        self._fill_value(source))))
                 if zero_fill:
                     node.input[k] = ""
                     changed = True
@@ -111,6 +109,12 @@ class GraphView:
             kept = [n for n in self.nodes if any(out in read for out in n.output)]
             changed = len(kept) != len(self.nodes)
             self.nodes = kept
+
+    def _fill_value(self, node: Any) -> np.ndarray:
+        from onnx import numpy_helper
+
+        value = self.attrs(node).get("value")
+        return np.zeros(1) if value is None else numpy_helper.to_array(value)
 
     def _fold(self, node: Any) -> None:
         from onnx.reference import ReferenceEvaluator
@@ -157,8 +161,12 @@ def load(path: str | os.PathLike | Any) -> Layer:
 
     ``path`` is a file or an ``onnx.ModelProto``. Supports the graphs ``export`` writes and
     those of the same operators written by other tools (``torch.onnx.export`` of an
-    equivalent ``nn.Sequential`` MLP or CNN). Weights keep their dtype. Extra graph inputs
-    are the initial state of a recurrent layer (pass it as ``state`` to the loaded layer).
+    equivalent ``nn.Sequential`` MLP or CNN, or of ``nn.LSTM``/``GRU``/``RNN``). Weights keep
+    their dtype. Extra graph inputs are forward's further arguments: the initial state and
+    the lengths of a recurrent layer, the second input of a ``Bilinear`` or a distance.
+    The result computes the same function; its structure may be flatter than the exported
+    model's (a ``BasicBlock`` comes back as ``Residual`` + ``ReLU``) and its parameter names
+    are its own.
     Raises ``UnsupportedGraphError`` (a ``ValueError``) naming the first node it cannot map.
     """
     import onnx
@@ -184,6 +192,10 @@ def load(path: str | os.PathLike | Any) -> Layer:
     left = [n for n in g.nodes if id(n) not in g.used]
     if left:
         raise g.bad(left[0], "not part of a chain of layers from the input to the output")
+    if not layers:  # the output is the input
+        from ..layers import Identity
+
+        return Identity()
     return assemble(g, layers)
 
 
