@@ -149,7 +149,8 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                                    initializer=initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
                                    producer_name="handgrad")
-    proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime releases of 2024 on
+    # the oldest IR version that has this opset: readable by the oldest runtimes that can
+    proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
     proto = onnx.shape_inference.infer_shapes(proto)
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, os.fspath(path))
