@@ -64,7 +64,8 @@ def _num_classes(state: dict[str, np.ndarray]) -> int:
     return int(state[last].shape[0])
 
 
-def rebuild(name: str, state: dict[str, np.ndarray]) -> tuple[Any, tuple, dict, dict]:
+def rebuild(name: str, state: dict[str, np.ndarray], with_state: bool = False
+            ) -> tuple[Any, tuple, dict, dict]:
     """The model, an example input, the extra dynamic axes for export, and the weights."""
     if name == "charlstm":
         from ..models import CharLM
@@ -79,7 +80,11 @@ def rebuild(name: str, state: dict[str, np.ndarray]) -> tuple[Any, tuple, dict, 
         except KeyError as error:
             raise UsageError(f"the checkpoint is not a charlstm: no entry {error}") from None
         model = CharLM(vocab, dim, hidden, layers, cell=cell)
-        return model, (np.zeros((1, 16), np.int64),), {1: "T"}, inner
+        example: tuple = (np.zeros((1, 16), np.int64),)
+        if with_state:  # inputs h_0 (and c_0): continue a stream one chunk at a time
+            h = np.zeros((layers, 1, hidden), np.float32)
+            example += ((h, h) if cell == "lstm" else h,)
+        return model, example, {1: "T"}, inner
     from .train import build_model
 
     num_classes = _num_classes(state)
@@ -102,7 +107,9 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{error} (pip install handgrad[onnx])") from None
     state = checkpoint_state(args.checkpoint)
     name = args.model or detect_model(state)
-    model, example, dynamic_axes, weights = rebuild(name, state)
+    if args.with_state and name != "charlstm":
+        raise UsageError(f"--with-state is for the recurrent charlstm, not {name}")
+    model, example, dynamic_axes, weights = rebuild(name, state, args.with_state)
     try:
         model.load_state_dict(weights)
     except (ValueError, KeyError) as error:
@@ -121,7 +128,7 @@ def run_export(args: argparse.Namespace) -> int:
           f"{proto.opset_import[0].version}; input {_describe(proto.graph.input[0])}, "
           f"outputs {', '.join(o.name for o in proto.graph.output)})")
     if not args.no_check:
-        print(_check_with_onnxruntime(model, example[0], out))
+        print(_check_with_onnxruntime(model, example, out))
     return 0
 
 
@@ -130,22 +137,31 @@ def _describe(info: Any) -> str:
     return f"{info.name} ({', '.join(dims)})"
 
 
-def _check_with_onnxruntime(model: Any, example: np.ndarray, path: Path) -> str:
+def _check_with_onnxruntime(model: Any, args: tuple, path: Path) -> str:
     try:
         import onnxruntime as ort
     except ImportError:
         return "not checked: onnxruntime is not installed (pip install handgrad[onnx])"
     rng = np.random.default_rng(0)
+    example = args[0]
     shape = (3, *example.shape[1:])
     if np.issubdtype(example.dtype, np.integer):
         vocab = model.embedding.num_embeddings
         x = rng.integers(0, vocab, shape)
     else:
         x = rng.standard_normal(shape).astype(example.dtype)
+    feeds = {"input": x}
+    state = None
+    if len(args) > 1:  # a random initial state of the batch's size
+        parts = args[1] if isinstance(args[1], tuple) else (args[1],)
+        state = tuple(rng.standard_normal((p.shape[0], 3, p.shape[2])).astype(p.dtype)
+                      for p in parts)
+        feeds.update(zip(["h_0", "c_0"], state))
+        state = state if len(state) > 1 else state[0]
     model.eval()
-    expected = model(x)
+    expected = model(x) if state is None else model(x, state)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["output"], {"input": x})[0]
+    got = session.run(["output"], feeds)[0]
     diff = float(np.abs(got - expected).max())
     # float32 sums in another order differ in proportion to the outputs' size
     scale = max(1.0, float(np.abs(expected).max()))
@@ -167,5 +183,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--model", choices=MODELS, default=None,
                         help="the model of the checkpoint (default: recognised)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument("--with-state", action="store_true",
+                        help="charlstm: also take the initial state (inputs h_0, c_0), to "
+                             "continue a stream chunk by chunk")
     parser.add_argument("--no-check", action="store_true",
                         help="do not run the file with ONNX Runtime")

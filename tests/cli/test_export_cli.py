@@ -87,6 +87,27 @@ def test_charlstm_exports_with_any_sequence_length(capsys, tmp_path):
                                atol=1e-6)
 
 
+def test_charlstm_with_state_continues_a_stream(capsys, tmp_path):
+    lm = models.CharLM(12, 32, 128)
+    handgrad.save({"model": {f"lm.{k}": v for k, v in lm.state_dict().items()}},
+                  tmp_path / "lm.npz")
+    status, out, err = run(capsys, "export", str(tmp_path / "lm.npz"), str(tmp_path / "lm.onnx"),
+                           "--with-state")
+    assert status == 0, err
+    assert "outputs equal handgrad's" in out
+    session = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input", "h_0", "c_0"]
+    ids = np.random.default_rng(3).integers(0, 12, (2, 9))
+    zeros = np.zeros((1, 2, 128), np.float32)
+    _, h, c = session.run(None, {"input": ids[:, :5], "h_0": zeros, "c_0": zeros})
+    logits = session.run(["output"], {"input": ids[:, 5:], "h_0": h, "c_0": c})[0]
+    lm.eval()
+    np.testing.assert_allclose(logits, lm(ids)[:, 5:], rtol=1e-5, atol=1e-6)
+    status, _, err = run(capsys, "export", str(tmp_path / "lm.npz"), str(tmp_path / "m.onnx"),
+                         "--with-state", "--model", "mlp")
+    assert status == 2 and "--with-state is for the recurrent charlstm" in err
+
+
 def test_export_errors(capsys, tmp_path):
     status, _, err = run(capsys, "export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx"))
     assert status == 2 and "does not exist" in err
