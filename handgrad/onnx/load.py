@@ -39,7 +39,7 @@ from ._graph import UnsupportedGraphError
 from ._import_base import Match, axes_of, set_values
 from ._import_ops import assemble
 
-__all__ = ["load", "UnsupportedGraphError"]
+__all__ = ["load", "load_weights", "UnsupportedGraphError"]
 
 
 class GraphView:
@@ -197,6 +197,31 @@ def load(path: str | os.PathLike | Any) -> Layer:
 
         return Identity()
     return assemble(g, layers)
+
+
+def load_weights(model: Layer, path: str | os.PathLike | Any, strict: bool = True):
+    """Copy the initializers named like ``model``'s state_dict keys into ``model``.
+
+    For a file written by ``export``, whose initializers keep the state_dict names and
+    layouts: rebuild the architecture in code, then take its weights from the file. Entries
+    that ``export`` does not write (BatchNorm's ``num_batches_tracked``) keep the model's
+    values. ``strict``: every parameter and running statistic must be in the file. Returns
+    ``load_state_dict``'s missing and unexpected keys.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    proto = path if isinstance(path, onnx.ModelProto) else onnx.load(os.fspath(path))
+    state = dict(model.state_dict())
+    found = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer
+             if t.name in state}
+    missing = [k for k in state if k not in found and not k.endswith("num_batches_tracked")]
+    if strict and missing:
+        raise ValueError(f"handgrad.onnx.load_weights: the file has no initializer for "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (was "
+                         f"it written by handgrad.onnx.export from this architecture?)")
+    state.update(found)
+    return model.load_state_dict(state, strict=strict)
 
 
 def walk(g: GraphView, tensor: str, first: list | None = None, stop: Any = None

@@ -94,3 +94,25 @@ def test_sequence_classifier(kwargs, sample, tmp_path):
     loaded = check_roundtrip(model, batch(2), tmp_path, [batch(4)])
     assert isinstance(loaded, models.SequenceClassifier)
     assert loaded.pooling == model.pooling
+
+
+def test_load_weights_by_state_dict_name(tmp_path):
+    """The initializers keep the state_dict names and layouts: an exported ResNet's weights
+    go back into a freshly built one, BatchNorm statistics and recurrent gates included."""
+    rng = np.random.default_rng(4)
+    model = _trained_statistics(models.cifar_resnet(8, width=4, rng=0),
+                                rng.standard_normal((8, 3, 8, 8), dtype=np.float32), rng)
+    hg.onnx.export(model, np.zeros((1, 3, 8, 8), np.float32), tmp_path / "r.onnx")
+    fresh = models.cifar_resnet(8, width=4, rng=1)
+    hg.onnx.load_weights(fresh, tmp_path / "r.onnx")
+    for name, value in model.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(fresh.state_dict()[name], value)
+    lm = models.CharLM(7, 4, 6, num_layers=2, cell="gru", rng=2)
+    hg.onnx.export(lm, np.zeros((1, 3), np.int64), tmp_path / "lm.onnx")
+    other = models.CharLM(7, 4, 6, num_layers=2, cell="gru", rng=3)
+    hg.onnx.load_weights(other, tmp_path / "lm.onnx")
+    ids = rng.integers(0, 7, (2, 4))
+    np.testing.assert_array_equal(other.eval()(ids), lm.eval()(ids))
+    with pytest.raises(ValueError, match="no initializer for"):
+        hg.onnx.load_weights(models.mlp(4, (3,), 2), tmp_path / "lm.onnx")
