@@ -1,6 +1,18 @@
 """Layers, one module per family."""
 
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .activation_dim import GLU, Softmax2d, Softmin
+from .activation_piecewise import (
+    Hardshrink,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    PReLU,
+    ReLU6,
+    Softshrink,
+    Threshold,
+)
+from .activation_smooth import CELU, SELU, LogSigmoid, Mish, Softplus, Softsign, Tanhshrink
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
@@ -25,4 +37,7 @@ __all__ = [
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
     "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
+    "PReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Mish",
+    "SELU", "CELU", "GLU", "LogSigmoid", "Threshold", "Softmin", "Softmax2d", "Tanhshrink",
+    "Softshrink", "Hardshrink",
 ]
