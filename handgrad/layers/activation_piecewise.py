@@ -91,8 +91,8 @@ class Hardsigmoid(_InplaceElementwise):
 class Hardswish(_InplaceElementwise):
     """``y = x * clip(x + 3, 0, 6) / 6``.
 
-    ``dy/dx = 0`` for ``x < -3``, ``(2x + 3) / 6`` for ``-3 <= x <= 3``, 1 above (PyTorch's
-    choice at the breakpoints).
+    ``dy/dx = 0`` for ``x <= -3``, ``(2x + 3) / 6`` for ``-3 < x < 3``, 1 for ``x >= 3``
+    (PyTorch's choice at the breakpoints).
 
     Args:
         inplace: accepted for PyTorch compatibility (the output is a new array).
@@ -104,7 +104,7 @@ class Hardswish(_InplaceElementwise):
         return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False), x
 
     def _backward(self, grad_out, x):
-        slope = np.where(x < -3, 0, np.where(x <= 3, x / 3 + 0.5, 1))
+        slope = np.where(x <= -3, 0, np.where(x < 3, x / 3 + 0.5, 1))
         return (grad_out * slope).astype(grad_out.dtype, copy=False)
 
 
