@@ -7,6 +7,7 @@ Losses with several differentiable inputs (``MarginRankingLoss``, ``CosineEmbedd
 
 from .base import Loss
 from .classification import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from .ctc import CTCLoss
 from .margin import (
     HingeEmbeddingLoss,
     MarginRankingLoss,
@@ -22,5 +23,5 @@ __all__ = [
     "Loss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "CrossEntropyLoss", "NLLLoss",
     "BCEWithLogitsLoss", "BCELoss", "KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "MarginRankingLoss", "HingeEmbeddingLoss", "SoftMarginLoss", "MultiLabelSoftMarginLoss",
-    "MultiMarginLoss", "CosineEmbeddingLoss", "TripletMarginLoss",
+    "MultiMarginLoss", "CosineEmbeddingLoss", "TripletMarginLoss", "CTCLoss",
 ]
