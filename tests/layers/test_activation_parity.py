@@ -12,6 +12,9 @@ import torch.nn as tnn  # noqa: E402
 import handgrad as hg  # noqa: E402
 from tests.helpers import to_torch_state  # noqa: E402
 
+# PyTorch warns on dim=None (its legacy implicit choice, which these tests exercise)
+pytestmark = pytest.mark.filterwarnings("ignore:Implicit dimension choice")
+
 CASES = [
     ("ReLU", {}), ("ReLU", {"inplace": True}), ("LeakyReLU", {"negative_slope": 0.2}),
     ("ELU", {"alpha": 0.7}), ("SiLU", {}), ("ReLU6", {}), ("ReLU6", {"inplace": True}),
