@@ -263,3 +263,12 @@ def test_repr_matches_pytorch():
     assert repr(hg.GLU()) == "GLU(dim=-1)"
     assert repr(hg.SELU()) == "SELU()" and repr(hg.CELU()) == "CELU(alpha=1.0)"
     assert repr(hg.LeakyReLU(inplace=True)) == "LeakyReLU(negative_slope=0.01, inplace=True)"
+
+
+def test_dropout_accepts_inplace():
+    x = np.random.default_rng(2).standard_normal((4, 5))
+    before = x.copy()
+    a, b = hg.Dropout(0.5, inplace=True, rng=3), hg.Dropout(0.5, rng=3)
+    np.testing.assert_array_equal(a(x), b(x))
+    np.testing.assert_array_equal(x, before)
+    assert repr(a) == "Dropout(p=0.5, inplace=True)"
