@@ -72,7 +72,8 @@ class KLDivLoss(Loss):
             per = xlogy(t, t).astype(x.dtype, copy=False) - t * x
         self._cache = (p, x.shape) if self.caching else None
         if self.reduction == "batchmean":
-            return float(per.sum()) / (x.shape[0] if x.ndim else 1)
+            batch = x.shape[0] if x.ndim else 1
+            return float(per.sum()) / batch if batch else float("nan")  # PyTorch's 0/0
         return self._reduce(per)
 
     def backward(self, grad_output: Any = 1.0) -> NDArray:

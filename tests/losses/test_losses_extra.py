@@ -256,6 +256,7 @@ def test_empty_batches(reduction):
     empty = np.zeros((0, 3))
     cases = [
         (KLDivLoss(reduction), [empty, empty]),
+        (KLDivLoss("batchmean" if reduction == "mean" else reduction), [empty, empty]),
         (PoissonNLLLoss(reduction=reduction), [empty, empty]),
         (GaussianNLLLoss(reduction=reduction), [empty, empty, empty]),
         (MarginRankingLoss(reduction=reduction), [empty, empty, empty]),
