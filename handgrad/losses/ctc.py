@@ -203,8 +203,9 @@ class CTCLoss(Loss):
             nxt = e[t] + beta[t]
         with np.errstate(invalid="ignore"):
             gamma = np.exp(alpha + beta - ll[None, :, None])  # (T, N, L): occupation
-        if self.zero_infinity:
-            gamma = np.where(np.isinf(ll)[None, :, None], 0, gamma).astype(e.dtype)
+        inside = np.arange(t_max)[:, None] < in_len  # (T, N): frames of each input
+        drop = ~inside if not self.zero_infinity else ~inside | np.isinf(ll)
+        gamma = np.where(drop[..., None], 0, gamma).astype(e.dtype)  # 0, not NaN, beyond
         onehot = (ext[:, :, None] == np.arange(classes)) & valid[:, :, None]  # (N, L, C)
         grad = -np.matmul(gamma.transpose(1, 0, 2), onehot.astype(e.dtype))  # (N, T, C)
         grad = grad.transpose(1, 0, 2)  # (T, N, C)

@@ -257,6 +257,22 @@ def test_ctc_unbatched_and_impossible_parity(zero_infinity):
             torch.tensor(log_probs), torch.tensor(targets), torch.tensor(5),
             torch.tensor(length))
         np.testing.assert_allclose(value, expected.numpy(), rtol=1e-10)
+    # an impossible alignment in a batch: NaN gradients in its frames only, as PyTorch
+    log_probs = np.log(rng.dirichlet(np.ones(3), size=(4, 2)))  # (T, N, C)
+    targets, il, tl = np.array([[1, 1, 1], [1, 2, 0]]), np.array([3, 4]), np.array([3, 2])
+    ours = losses.CTCLoss(reduction="sum", zero_infinity=zero_infinity)
+    ours(log_probs, targets, il, tl)
+    grad = ours.backward()
+    x = torch.tensor(log_probs, requires_grad=True)
+    tnn.CTCLoss(reduction="sum", zero_infinity=zero_infinity)(
+        x, torch.tensor(targets), torch.tensor(il), torch.tensor(tl)).backward()
+    theirs = x.grad.numpy()
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(theirs))
+    fine = ~np.isnan(theirs)
+    extra = np.exp(log_probs) * (np.arange(4)[:, None] < il)[..., None]
+    if zero_infinity:
+        extra[:, 0] = 0.0  # PyTorch zeroes the whole gradient of an infinite loss
+    np.testing.assert_allclose((grad + extra)[fine], theirs[fine], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none"])
