@@ -228,7 +228,41 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
     for name, make in optional.items():
         if hasattr(L, name):
             recipes[name] = [make]
+    recipes.update(_activation_recipes(r))
     return recipes
+
+
+def _off_points(rng: np.random.Generator, shape: tuple[int, ...], points: tuple[float, ...],
+                scale: float = 3.0) -> np.ndarray:
+    """Uniform values in ``(-scale, scale)`` moved at least 0.1 away from each of ``points``."""
+    x = rng.uniform(-scale, scale, shape)
+    for p in points:
+        near = np.abs(x - p) < 0.1
+        x[near] = p + np.where(x[near] >= p, 0.1, -0.1)
+    return x
+
+
+def _activation_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """The activations of ``activation_piecewise``, ``activation_smooth``, ``activation_dim``."""
+    kinks = {"ReLU6": (0.0, 6.0), "Hardtanh": (-1.0, 1.0), "Hardswish": (-3.0, 3.0),
+             "Hardsigmoid": (-3.0, 3.0), "Softshrink": (-0.5, 0.5), "Hardshrink": (-0.5, 0.5),
+             "Softplus": (), "Softsign": (0.0,), "Mish": (), "SELU": (0.0,), "CELU": (0.0,),
+             "LogSigmoid": (), "Tanhshrink": ()}
+    recipes: dict[str, list[Callable[[], Check]]] = {
+        name: [lambda name=name, points=points: Check(
+            name, getattr(L, name)(), _off_points(r, (3, 4), points, 7.0))]
+        for name, points in kinks.items()
+    }
+    recipes.update({
+        "Threshold": [lambda: Check("Threshold(0.2, -1.0)", L.Threshold(0.2, -1.0),
+                                    _off_points(r, (3, 4), (0.2,)))],
+        "PReLU": [lambda: Check("PReLU(3)", L.PReLU(3, dtype=np.float64),
+                                _off_kink(r, 2, 3, 4))],
+        "GLU": [lambda: Check("GLU(dim=1)", L.GLU(dim=1), _normal(r, 3, 4))],
+        "Softmin": [lambda: Check("Softmin(dim=1)", L.Softmin(dim=1), _normal(r, 3, 4))],
+        "Softmax2d": [lambda: Check("Softmax2d", L.Softmax2d(), _normal(r, 2, 3, 2, 2))],
+    })
+    return {name: makers for name, makers in recipes.items() if hasattr(L, name)}
 
 
 def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
@@ -260,11 +294,47 @@ def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check
         "KLDivLoss": [lambda: Check("KLDivLoss", M.KLDivLoss(reduction="batchmean"),
                                     _normal(r, 3, 4), (r.uniform(0.1, 1, (3, 4)),))],
     }
+    recipes.update({k: v for k, v in _extra_loss_recipes(r).items() if k not in recipes})
     return {name: makers for name, makers in recipes.items() if hasattr(M, name)}
 
 
 # Containers that hold layers for a model's own forward and compute nothing themselves.
 _NO_FORWARD = {"ModuleList", "ModuleDict"}
+
+
+def _extra_loss_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """The losses of ``probabilistic``, ``margin``, ``similarity`` and ``ctc`` (the gradient
+    of the first input; the tests check every input's)."""
+    M = losses_module
+    sign = r.choice([-1.0, 1.0], (3, 4))
+    logits = r.standard_normal((5, 2, 4))
+    log_probs = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    return {
+        "PoissonNLLLoss": [lambda: Check("PoissonNLLLoss", M.PoissonNLLLoss(),
+                                         _normal(r, 3, 4), (r.poisson(2.0, (3, 4)) * 1.0,))],
+        "GaussianNLLLoss": [lambda: Check("GaussianNLLLoss", M.GaussianNLLLoss(),
+                                          _normal(r, 3, 4),
+                                          (_normal(r, 3, 4), r.uniform(0.5, 2, (3, 1))))],
+        "MarginRankingLoss": [lambda: Check("MarginRankingLoss(0.1)", M.MarginRankingLoss(0.1),
+                                            _normal(r, 3, 4), (_normal(r, 3, 4) + 5.0, sign))],
+        "HingeEmbeddingLoss": [lambda: Check("HingeEmbeddingLoss", M.HingeEmbeddingLoss(),
+                                             _off_points(r, (3, 4), (1.0,)), (sign,))],
+        "SoftMarginLoss": [lambda: Check("SoftMarginLoss", M.SoftMarginLoss(),
+                                         _normal(r, 3, 4), (sign,))],
+        "MultiLabelSoftMarginLoss": [lambda: Check(
+            "MultiLabelSoftMarginLoss", M.MultiLabelSoftMarginLoss(), _normal(r, 3, 4),
+            ((sign > 0) * 1.0,))],
+        "MultiMarginLoss": [lambda: Check("MultiMarginLoss(p=2)", M.MultiMarginLoss(p=2),
+                                          _distinct(r, 3, 4) * 0.37, (np.array([0, 3, 1]),))],
+        "CosineEmbeddingLoss": [lambda: Check(
+            "CosineEmbeddingLoss(margin=-1)", M.CosineEmbeddingLoss(margin=-1.0),
+            _normal(r, 3, 4), (_normal(r, 3, 4), np.array([1.0, -1.0, 1.0])))],
+        "TripletMarginLoss": [lambda: Check(
+            "TripletMarginLoss(margin=5)", M.TripletMarginLoss(margin=5.0), _normal(r, 3, 4),
+            (_normal(r, 3, 4), _normal(r, 3, 4)))],
+        "CTCLoss": [lambda: Check("CTCLoss", M.CTCLoss(), log_probs,
+                                  (np.array([[1, 1], [2, 3]]), [5, 4], [2, 1]))],
+    }
 
 
 def _public(module: Any) -> list[str]:

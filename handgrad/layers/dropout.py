@@ -17,12 +17,18 @@ class Dropout(Layer):
     ``rng`` (a child of the default generator when none is given), so a seeded run repeats
     exactly; backward multiplies ``grad_out`` by the same mask.
 
+    Args:
+        p: the probability of zeroing an element (default 0.5).
+        inplace: accepted for PyTorch compatibility (the output is a new array).
+        rng: the generator for the masks (default: a child of ``handgrad.random``'s).
+
     Shape: input ``(*)``, output ``(*)``. Caches the scaled mask (training only).
     """
 
-    def __init__(self, p: float = 0.5, rng=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng=None):
         super().__init__()
         self.p = check_probability("Dropout", "p", p)
+        self.inplace = bool(inplace)
         self.rng = spawn_rng(rng)
         self._mask = None
 
@@ -48,4 +54,4 @@ class Dropout(Layer):
         return grad_out * mask
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=True" if self.inplace else f"p={self.p}"
