@@ -75,7 +75,10 @@ def test_multihead_attention_parity(batch_first, batched, masks, options, averag
     kwargs = dict(need_weights=need_weights, average_attn_weights=average)
     y, w = ours(q, k, v, attn_mask=attn_mask, key_padding_mask=kpm, **kwargs)
     tensors = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
-    as_t = (lambda m: None if m is None else torch.from_numpy(m))
+
+    def as_t(m):
+        return None if m is None else torch.from_numpy(m)
+
     y_t, w_t = theirs(*tensors, attn_mask=as_t(attn_mask), key_padding_mask=as_t(kpm), **kwargs)
 
     g = rng.standard_normal(y.shape)
