@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 import handgrad as hg
 from handgrad.layer import Layer
 from tests.helpers import arrays, check_layer_contract
 
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny shapes: one BLAS thread is fastest and avoids contention on a busy CPU."""
+    with threadpool_limits(1):
+        yield
 
 class QKV(Layer):
     """Test harness: one flat input split into query, key and value; the output and the
