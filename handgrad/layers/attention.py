@@ -294,8 +294,8 @@ class MultiheadAttention(Layer):
             grad_k, grad_v = grad_k[:, :, :-1], grad_v[:, :, :-1]
         # merge the heads: (N, H, ., D) -> (N, ., E)
         grad_q = grad_q.transpose(0, 2, 1, 3).reshape(N, L, E)
-        grad_k = grad_k.transpose(0, 2, 1, 3).reshape(N, -1, E)
-        grad_v = grad_v.transpose(0, 2, 1, 3).reshape(N, -1, E)
+        grad_k = grad_k.transpose(0, 2, 1, 3).reshape(N, grad_k.shape[2], E)
+        grad_v = grad_v.transpose(0, 2, 1, 3).reshape(N, grad_v.shape[2], E)
         if self.bias_k is not None:  # bias_k, bias_v were the last source position
             self.bias_k.accumulate_grad(grad_k[:, S].sum(axis=0).reshape(1, 1, E), fresh=True)
             self.bias_v.accumulate_grad(grad_v[:, S].sum(axis=0).reshape(1, 1, E), fresh=True)

@@ -27,7 +27,10 @@ def masked_softmax(z: NDArray) -> NDArray:
     Shifted by each row's maximum so ``exp`` never overflows. A row whose every entry is
     masked (-inf) has no maximum to shift by: it gets weight 0 everywhere instead of the
     NaN a plain softmax gives (PyTorch's ``scaled_dot_product_attention`` does the same).
+    With no keys at all (S = 0) there is nothing to normalise.
     """
+    if z.shape[-1] == 0:
+        return z
     m = z.max(axis=-1, keepdims=True)
     dead = np.isneginf(m)
     if dead.any():

@@ -111,3 +111,27 @@ def test_torch_state_dict_loads_and_gives_torch_outputs_in_eval_mode():
     y, w = ours(x, x, x)
     np.testing.assert_allclose(y, y_t.numpy(), **TOL)
     np.testing.assert_allclose(w, w_t.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("L,N,S", [(3, 0, 4), (0, 2, 4), (3, 2, 0)])
+def test_empty_batch_queries_or_keys_match_torch(L, N, S):
+    theirs = torch.nn.MultiheadAttention(4, 2).double()
+    ours = hg.MultiheadAttention(4, 2, dtype=np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    ours.out_proj.bias.data[:] = [1.0, -1.0, 0.5, 2.0]  # no keys: the output is this bias
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((L, N, 4)), rng.standard_normal((S, N, 4))
+    q_t, k_t = torch.tensor(q, requires_grad=True), torch.tensor(k, requires_grad=True)
+    y_t, w_t = theirs(q_t, k_t, k_t)
+    y, w = ours(q, k, k)
+    g = rng.standard_normal(y.shape)
+    (y_t * torch.from_numpy(g)).sum().backward()
+    grad_q, grad_k, grad_v = ours.backward(g)
+    assert y.shape == tuple(y_t.shape) and w.shape == tuple(w_t.shape)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), **TOL)
+    np.testing.assert_allclose(grad_q, q_t.grad.numpy(), **TOL)
+    np.testing.assert_allclose(grad_k + grad_v, k_t.grad.numpy(), **TOL)
+    torch_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, torch_params[name].grad.numpy(), err_msg=name, **TOL)
