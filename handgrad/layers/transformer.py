@@ -54,7 +54,9 @@ class TransformerEncoder(Layer):
         encoder_layer: a ``TransformerEncoderLayer`` (copied; the copies start equal).
         num_layers: how many.
         norm: an optional layer applied to the output (a ``LayerNorm``).
-        enable_nested_tensor, mask_check: accepted for PyTorch compatibility; no effect.
+        enable_nested_tensor, mask_check: accepted for PyTorch compatibility; no effect
+            (PyTorch's nested-tensor inference path gives zeros at padded positions; here
+            they are computed, as in PyTorch's training path).
 
     Shape: as the layer's. Children: ``layers`` (``layers.0``, ...), ``norm``.
     ``forward(src, mask=None, src_key_padding_mask=None, is_causal=None)`` passes the masks

@@ -165,3 +165,23 @@ def test_encoder_stack_parity_and_torch_inference_path():
     with torch.no_grad():
         y_t = theirs(torch.from_numpy(x), mask=torch.from_numpy(mask))
     np.testing.assert_allclose(ours(x, mask=mask), y_t.numpy(), **TOL)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_padded_positions_against_torch_nested_tensor_path():
+    """torch's inference path with enable_nested_tensor (eval, no grad, key padding) returns
+    zeros at padded positions; handgrad computes them as torch's other paths do. The
+    positions that are not padding agree."""
+    theirs = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(E, H, FF, batch_first=True), 2).double().eval()
+    ours = hg.TransformerEncoder(
+        hg.TransformerEncoderLayer(E, H, FF, batch_first=True, dtype=np.float64), 2).eval()
+    _load_into_ours(theirs, ours)
+    x = np.random.default_rng(5).standard_normal((2, 4, E))
+    kpm = np.array([[False, False, True, True], [False] * 4])
+    with torch.no_grad():
+        y_t = theirs(torch.from_numpy(x), src_key_padding_mask=torch.from_numpy(kpm)).numpy()
+    y = ours(x, src_key_padding_mask=kpm)
+    np.testing.assert_allclose(y[~kpm], y_t[~kpm], **TOL)
+    np.testing.assert_array_equal(y_t[kpm], 0.0)
+    assert np.abs(y[kpm]).min() > 0
