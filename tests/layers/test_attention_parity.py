@@ -135,3 +135,25 @@ def test_empty_batch_queries_or_keys_match_torch(L, N, S):
     torch_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad, torch_params[name].grad.numpy(), err_msg=name, **TOL)
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_self_attention_in_torch_inference_mode(need_weights):
+    """Eval mode without gradients, batch first, one tensor as query, key and value: the
+    conditions of torch's fused inference path."""
+    theirs = torch.nn.MultiheadAttention(8, 2, batch_first=True).double().eval()
+    ours = hg.MultiheadAttention(8, 2, batch_first=True, dtype=np.float64).eval()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(2).standard_normal((3, 5, 8))
+    kpm = np.zeros((3, 5), dtype=bool)
+    kpm[0, -1] = True
+    x_t = torch.from_numpy(x)
+    with torch.no_grad():
+        y_t, w_t = theirs(x_t, x_t, x_t, need_weights=need_weights,
+                          key_padding_mask=torch.from_numpy(kpm))
+    y, w = ours(x, x, x, need_weights=need_weights, key_padding_mask=kpm)
+    np.testing.assert_allclose(y, y_t.numpy(), **TOL)
+    if need_weights:
+        np.testing.assert_allclose(w, w_t.numpy(), **TOL)
+    else:
+        assert w is None and w_t is None
