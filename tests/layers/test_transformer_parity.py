@@ -116,10 +116,10 @@ def test_decoder_layer_parity(norm_first, activation, mode):
     _compare(ours, theirs, y, y_t, tensors, backward_pair=True)
 
 
-@pytest.mark.parametrize("norm_first,batch_first,mode", [
-    (False, False, "train"), (True, True, "eval"),
+@pytest.mark.parametrize("norm_first,batch_first,mode,batched", [
+    (False, False, "train", True), (True, True, "eval", True), (True, False, "train", False),
 ])
-def test_transformer_parity(norm_first, batch_first, mode):
+def test_transformer_parity(norm_first, batch_first, mode, batched):
     S, T, N = 5, 4, 2
     options = dict(num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=FF,
                    dropout=0.0 if mode == "train" else 0.2, norm_first=norm_first,
@@ -130,11 +130,17 @@ def test_transformer_parity(norm_first, batch_first, mode):
     _load_into_torch(ours, theirs)
     _set_mode(ours, theirs, mode)
     rng = np.random.default_rng(3)
-    src = rng.standard_normal((N, S, E) if batch_first else (S, N, E))
-    tgt = rng.standard_normal((N, T, E) if batch_first else (T, N, E))
+
+    def shape(length):
+        if not batched:
+            return (length, E)
+        return (N, length, E) if batch_first else (length, N, E)
+
+    src, tgt = rng.standard_normal(shape(S)), rng.standard_normal(shape(T))
     tgt_mask = hg.Transformer.generate_square_subsequent_mask(T, np.float64)
     src_kpm = np.zeros((N, S))
-    src_kpm[1, -2:] = -np.inf
+    src_kpm[-1, -2:] = -np.inf  # the last two keys of the last sequence are padding
+    src_kpm = src_kpm if batched else src_kpm[-1]
     tensors = [torch.tensor(a, requires_grad=True) for a in (src, tgt)]
     y_t = theirs(*tensors, tgt_mask=torch.from_numpy(tgt_mask), tgt_is_causal=True,
                  src_key_padding_mask=torch.from_numpy(src_kpm),
