@@ -77,8 +77,8 @@ class MultiheadAttention(Layer):
     query, key and value) the input gradient is the sum of the three.
     ``grad_attn_weights`` is the gradient of the returned weights, if they feed a loss.
 
-    Forward caches the projected inputs, the attention probabilities and dropout mask,
-    and (in ``out_proj``) the concatenated heads.
+    Forward caches the inputs, the projected heads, the attention probabilities and the
+    dropout mask, and (in ``out_proj``) the concatenated heads.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
