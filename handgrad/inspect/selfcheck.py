@@ -70,18 +70,21 @@ class _Indices(Layer):
 
 
 class _SplitInput(Layer):
-    """A two-input layer (Bilinear) on the two halves of one input: checks both gradients."""
+    """A two-input layer (Bilinear, a decoder) on two parts of one input, cut at ``split``
+    along ``axis``: checks both input gradients."""
 
-    def __init__(self, inner: Layer, split: int):
+    def __init__(self, inner: Layer, split: int, axis: int = -1):
         super().__init__()
         self.inner = inner
         self.split = split
+        self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.inner(x[..., :self.split], x[..., self.split:])
+        first, second = np.split(x, [self.split], axis=self.axis)
+        return self.inner(first, second)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return np.concatenate(self.inner.backward(grad_out), axis=-1)
+        return np.concatenate(self.inner.backward(grad_out), axis=self.axis)
 
     def describe(self) -> str:
         return f"{self.inner.describe()} (both inputs)"
@@ -105,6 +108,24 @@ class _BagWeights(Layer):
 
     def describe(self) -> str:
         return f"{self.bag.describe()} with per_sample_weights"
+
+
+class _SelfAttention(Layer):
+    """MultiheadAttention with query = key = value = x, its output only (the three input
+    gradients summed)."""
+
+    def __init__(self, attention: Layer):
+        super().__init__()
+        self.attention = attention
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.attention(x, x, x)[0]
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return sum(self.attention.backward(grad_out))
+
+    def describe(self) -> str:
+        return f"{self.attention.describe()} (self-attention)"
 
 
 class _HiddenAndCell(Layer):
@@ -189,6 +210,28 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
                                            _normal(r, 2, 3, 3, 3)),
         "GlobalAvgPool2d": lambda: Check("GlobalAvgPool2d", L.GlobalAvgPool2d(),
                                          _normal(r, 2, 3, 3, 3)),
+        "MultiheadAttention": lambda: Check(
+            "MultiheadAttention(4, 2)", _SelfAttention(L.MultiheadAttention(4, 2, rng=r)),
+            _normal(r, 3, 2, 4)),
+        "TransformerEncoderLayer": lambda: Check(
+            "TransformerEncoderLayer(4, 2, 6, dropout=0)",
+            L.TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=r), _off_kink(r, 3, 2, 4)),
+        "TransformerEncoder": lambda: Check(
+            "TransformerEncoder(2 layers)", L.TransformerEncoder(
+                L.TransformerEncoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 2),
+            _normal(r, 3, 2, 4)),
+        "TransformerDecoderLayer": lambda: Check(
+            "TransformerDecoderLayer(4, 2, 6, dropout=0) on (tgt, memory)", _SplitInput(
+                L.TransformerDecoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 2,
+                axis=0), _normal(r, 5, 2, 4)),
+        "TransformerDecoder": lambda: Check(
+            "TransformerDecoder(1 layer) on (tgt, memory)", _SplitInput(L.TransformerDecoder(
+                L.TransformerDecoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 1),
+                2, axis=0), _normal(r, 5, 2, 4)),
+        "Transformer": lambda: Check(
+            "Transformer(4, 2, 1 + 1 layers) on (src, tgt)", _SplitInput(L.Transformer(
+                4, 2, 1, 1, 6, dropout=0.0, activation="gelu", rng=r), 3, axis=0),
+            _normal(r, 5, 2, 4)),
         "Bilinear": lambda: Check("Bilinear(3, 2, 4)", _SplitInput(L.Bilinear(3, 2, 4, rng=r), 3),
                                   _normal(r, 5, 5)),
         "EmbeddingBag": lambda: Check("EmbeddingBag(6, 3, mode='sum')", _BagWeights(

@@ -13,6 +13,7 @@ from .activation_piecewise import (
     Threshold,
 )
 from .activation_smooth import CELU, SELU, LogSigmoid, Mish, Softplus, Softsign, Tanhshrink
+from .attention import MultiheadAttention
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
@@ -42,6 +43,8 @@ from .pooling import (
 from .rearrange import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
+from .transformer import Transformer, TransformerDecoder, TransformerEncoder
+from .transformer_layers import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
@@ -58,4 +61,6 @@ __all__ = [
     "PReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Mish",
     "SELU", "CELU", "GLU", "LogSigmoid", "Threshold", "Softmin", "Softmax2d", "Tanhshrink",
     "Softshrink", "Hardshrink",
+    "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+    "TransformerDecoderLayer", "TransformerDecoder", "Transformer",
 ]
