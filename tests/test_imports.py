@@ -123,3 +123,12 @@ def test_imports_point_down():
             if here is not None and (there is None or there < here):
                 wrong.append(f"{name} -> {target}")
     assert not wrong, "imports that point up the layers: " + ", ".join(sorted(wrong))
+
+
+def test_handgrad_train_stays_an_alias_of_training_fit():
+    import handgrad
+    import handgrad.train
+    from handgrad.training import fit
+
+    assert handgrad.train.fit is fit is handgrad.fit
+    assert handgrad.train.History is handgrad.History
