@@ -57,7 +57,6 @@ __all__ = [
     "GlobalAvgPool2d", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
     "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle",
     "CosineSimilarity", "PairwiseDistance", "ModuleList", "ModuleDict",
-    "GlobalAvgPool2d",
     "PReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Mish",
     "SELU", "CELU", "GLU", "LogSigmoid", "Threshold", "Softmin", "Softmax2d", "Tanhshrink",
     "Softshrink", "Hardshrink",
