@@ -17,6 +17,11 @@ class Dropout(Layer):
     ``rng`` (a child of the default generator when none is given), so a seeded run repeats
     exactly; backward multiplies ``grad_out`` by the same mask.
 
+    ``shard``: ``None``, or ``(rows, index)`` set by
+    ``handgrad.distributed.DistributedDataParallel`` before each training forward: the mask
+    is drawn for the whole global batch of ``rows`` samples (axis 0) and this process keeps
+    the rows ``index``, so K processes draw exactly the masks one process would.
+
     Shape: input ``(*)``, output ``(*)``. Caches the scaled mask (training only).
     """
 
@@ -24,6 +29,7 @@ class Dropout(Layer):
         super().__init__()
         self.p = check_probability("Dropout", "p", p)
         self.rng = spawn_rng(rng)
+        self.shard = None
         self._mask = None
 
     def forward(self, x: NDArray) -> NDArray:
@@ -35,8 +41,12 @@ class Dropout(Layer):
         if self.p == 1.0:
             mask = np.zeros(x.shape, dtype=x.dtype)
         else:
-            mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
-                                   else np.float64) >= self.p
+            dtype = np.float32 if x.dtype == np.float32 else np.float64
+            if self.shard is None or x.ndim == 0:
+                mask = self.rng.random(x.shape, dtype=dtype) >= self.p
+            else:
+                rows, index = self.shard
+                mask = self.rng.random((rows, *x.shape[1:]), dtype=dtype)[index] >= self.p
             mask = mask.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         self._mask = mask
         self._shape = x.shape
