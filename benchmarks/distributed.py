@@ -6,9 +6,10 @@ reports:
 
 * the median time per epoch (the first epoch, which warms up, is left out) and the scaling
   efficiency ``T_1 / (K * T_K)`` (strong scaling: the global batch is fixed);
-* the bytes reduced per step (the flat gradient buffer) and the time per step spent in that
-  ``Allreduce`` inside training (which includes waiting for the slowest rank), next to the
-  time of the same ``Allreduce`` alone in a loop (the pure communication cost).
+* the time per step outside the gradient reduction (``rest``: forward, backward, optimizer,
+  data), the bytes reduced per step (the flat gradient buffer) and the time per step spent
+  in that ``Allreduce`` inside training (which includes waiting for the slowest rank), next
+  to the time of the same ``Allreduce`` alone in a loop (the pure communication cost).
 
 Timings on a shared machine are noisy (other jobs take cores): the table prints the load
 average before and after, and ``--repeats`` reruns each point and keeps the fastest.
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
           f"1 thread per rank, load average {_loadavg()} (1, 5, 15 min)")
     header = (f"{'workload':<8} {'ranks':>5} {'epoch s':>8} {'speedup':>8} {'efficiency':>10} "
-              f"{'steps':>6} {'MB/step':>8} {'allreduce ms/step':>18} {'alone ms':>9}")
+              f"{'steps':>6} {'rest ms/step':>12} {'MB/step':>8} {'allreduce ms/step':>18} "
+              f"{'alone ms':>9}")
     print(header)
     print("-" * len(header))
     for name in opts.workloads:
@@ -138,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             if base is None:
                 base = point["epoch_s"] * ranks if ranks == 1 else None
             speedup = base / point["epoch_s"] if base else float("nan")
+            step_ms = 1e3 * point["epoch_s"] / point["steps_per_epoch"]
+            rest = step_ms - point["allreduce_ms_in_training"]
             print(f"{name:<8} {ranks:>5} {point['epoch_s']:>8.3f} {speedup:>8.2f} "
-                  f"{speedup / ranks:>10.2f} {point['steps_per_epoch']:>6} "
+                  f"{speedup / ranks:>10.2f} {point['steps_per_epoch']:>6} {rest:>12.2f} "
                   f"{point['bytes_per_step'] / 1e6:>8.3f} "
                   f"{point['allreduce_ms_in_training']:>18.3f} "
                   f"{point['allreduce_ms_alone']:>9.3f}", flush=True)

@@ -4,7 +4,8 @@ Every process of ``mpiexec -n K`` would otherwise start as many BLAS threads (an
 worker threads) as the machine has cores: K times too many. Measured on 2 cores: two ranks
 with default BLAS threads ran a training step 17x slower than one rank. So at
 ``import handgrad``, when the launcher's environment says that ``L > 1`` ranks share this
-machine, each process limits itself to ``max(1, cores // L)`` threads:
+machine, each process limits itself to ``max(1, cores // L)`` threads (or to the cores the
+launcher bound it to, when that is fewer than the machine's):
 
 * ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` are set in the
   environment before NumPy loads its BLAS (``how == "environment"``), or, when NumPy was
@@ -62,9 +63,16 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def threads_per_rank(local: int) -> int:
+    """``cores // local``; a process the launcher already bound to fewer cores than the
+    machine has (``srun --cpus-per-task``, ``mpiexec --bind-to``) takes all of its own."""
+    own, machine = cores(), os.cpu_count() or 1
+    return own if own < machine else max(1, machine // local)
+
+
 def _apply() -> dict:
     local = local_world_size()
-    threads = max(1, cores() // local)
+    threads = threads_per_rank(local)
     settings = {"applied": False, "how": None, "threads": None, "local_ranks": local,
                 "reason": ""}
     if local <= 1:
