@@ -125,7 +125,9 @@ class DistributedDataParallel(Layer):
         self._pending = 0
         self._total = 0
         self._flat: dict[np.dtype, _FlatGradients] = {}
-        self._dropouts = [m for m in module.modules() if isinstance(m, Dropout)]
+        # No list of the dropout layers is kept: fit finds generators through attributes,
+        # and the wrapper must not change their order in checkpoints.
+        self._has_dropout = any(isinstance(m, Dropout) for m in module.modules())
         if self.comm is not None:
             self._check_same_model()
             self._broadcast_state(broadcast_buffers)
@@ -175,7 +177,7 @@ class DistributedDataParallel(Layer):
         if self.training:
             n = int(np.shape(x)[self.dim]) if np.ndim(x) > self.dim else 1
             self._pending += n
-            if self.comm is not None and self._dropouts:
+            if self.comm is not None and self._has_dropout:
                 self._shard_dropouts(n)
         return self.module(x, *args, **kwargs)
 
@@ -188,8 +190,9 @@ class DistributedDataParallel(Layer):
         else:
             start = int(counts[:r].sum())
             index = np.arange(start, start + n)
-        for layer in self._dropouts:
-            layer.shard = (total, index)
+        for layer in self.module.modules():
+            if isinstance(layer, Dropout):
+                layer.shard = (total, index)
 
     def backward(self, grad_out: NDArray, *args: Any, **kwargs: Any) -> Any:
         grad_x = self.module.backward(grad_out, *args, **kwargs)

@@ -188,3 +188,12 @@ def test_cli_global_batch_must_be_divisible_by_the_ranks():
                                          r"divisible by the 2 ranks \(e.g. --batch-size 8\)"):
         make_loader(x, y, 9, seed=0, augment=False, replicas=2, rank=0)
     assert len(make_loader(x, y, 4, seed=0, augment=False, replicas=2, rank=1)) == 3
+
+
+def test_wrapper_keeps_the_order_of_generators_that_checkpoints_save():
+    from handgrad.training.fit import _generators
+
+    model = hg.Sequential(hg.Dropout(0.1, rng=1), hg.LSTM(2, 3, num_layers=2, dropout=0.1,
+                                                          rng=5), hg.Dropout(0.2, rng=2))
+    plain = [id(g) for g in _generators(model)]
+    assert [id(g) for g in _generators(dist.DistributedDataParallel(model))] == plain
