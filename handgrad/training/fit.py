@@ -17,7 +17,9 @@ training script repeats:
   with every layer traced and ``FloatingPointError`` names the first layer whose output or
   gradient went non-finite;
 * per-layer gradient norms (mean over the epoch's steps) for ``handgrad.inspect.plot_grad_norms``;
-* a tqdm progress bar per epoch (loss, accuracy, samples/s) when stdout is a terminal;
+* a tqdm progress bar per epoch (loss, accuracy, samples/s) when stdout is a terminal (on
+  rank 0 only in a data-parallel run, where ``ModelCheckpoint``, ``CSVLogger`` and
+  ``EpochPrinter`` also write on rank 0 only: ``run.is_main_process``);
 * callbacks (``handgrad.training.callbacks``) and exact resuming from a ``ModelCheckpoint`` file;
 * a loader's sampler with ``set_epoch`` (``DistributedSampler``) gets ``set_epoch(epoch - 1)``
   before each epoch (epochs count from 1 here, from 0 in the sampler);
@@ -199,6 +201,8 @@ class FitRun:
         self.epoch = 0
         self.start_epoch = 0
         self.stop_training = False
+        # Rank 0 of a data-parallel run (or a plain run): the one that prints and writes.
+        self.is_main_process = getattr(_data_parallel(model), "rank", 0) == 0
 
     def generators(self) -> list[np.random.Generator]:
         return _generators(self.model, self.train_batches, self.val_batches, self.loss_fn)
@@ -538,7 +542,8 @@ def fit(
         run.restore(load_checkpoint(resume_from), source=f"checkpoint {os.fspath(resume_from)!r}")
 
     run.configure(accumulate=int(accumulate), clip_grad_norm=clip_grad_norm, metrics=metrics,
-                  show=bool(progress) and sys.stdout.isatty(), total_epochs=int(epochs))
+                  show=bool(progress) and sys.stdout.isatty() and run.is_main_process,
+                  total_epochs=int(epochs))
     for cb in run.callbacks:
         cb.set_run(run)
     for cb in run.callbacks:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,7 @@ import handgrad as hg
 from handgrad import distributed as dist
 from handgrad.data import DataLoader, DistributedSampler
 from handgrad.losses import CrossEntropyLoss
-from handgrad.training import Callback
+from handgrad.training import Callback, CSVLogger, ModelCheckpoint
 
 EPOCHS = 3
 
@@ -54,7 +55,7 @@ def build(kind, dtype, seed):
     return hg.models.CharLM(6, embedding_dim=4, hidden_size=5, dtype=dtype, rng=seed)
 
 
-def train(model, x, y, batch, replicas, rank):
+def train(model, x, y, batch, replicas, rank, callbacks=()):
     sampler = DistributedSampler(x, replicas, rank, shuffle=True, seed=3, pad=False)
     loader = DataLoader((x, y), batch_size=batch // replicas, sampler=sampler)
     if isinstance(model, dist.DistributedDataParallel):
@@ -70,7 +71,7 @@ def train(model, x, y, batch, replicas, rank):
     else:
         optimizer = hg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     history = hg.fit(model, CrossEntropyLoss(), optimizer, loader, epochs=EPOCHS,
-                     val_data=(x[:10], y[:10]), progress=False)
+                     val_data=(x[:10], y[:10]), progress=False, callbacks=callbacks)
     return history["loss"] + history["val_loss"]
 
 
@@ -79,13 +80,18 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)) if a.size else 0.0
 
 
-def scenario_train(dtype, kind, n, batch):
+def scenario_train(dtype, kind, n, batch, folder=None):
     comm = dist.init()
     dtype = np.dtype(dtype)
     x, y = data(kind, n, dtype)
     model = build(kind, dtype, seed=comm.rank)  # rank 0's weights must win the broadcast
     ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(model))
-    losses = train(ddp, x, y, batch, comm.size, comm.rank)
+    callbacks = []
+    if folder:  # every rank is given the callbacks; rank 0 alone must write
+        callbacks = [CSVLogger(f"{folder}/log{comm.rank}.csv"),
+                     ModelCheckpoint(f"{folder}/ckpt{comm.rank}")]
+    losses = train(ddp, x, y, batch, comm.size, comm.rank, callbacks)
+    comm.barrier()
     state = ddp.state_dict()
     shard = len(DistributedSampler(x, comm.size, comm.rank, pad=False))
     shards = comm.allgather_object(shard)
@@ -93,7 +99,8 @@ def scenario_train(dtype, kind, n, batch):
         alone = build(kind, dtype, seed=0)
         single = train(alone, x, y, batch, 1, 0)
         diffs = {k: rel(state[k], v) for k, v in alone.state_dict().items()}
-        report(diffs=diffs, loss_diff=rel(losses, single), shards=shards,
+        written = sorted(p.name for p in Path(folder).iterdir()) if folder else []
+        report(diffs=diffs, loss_diff=rel(losses, single), shards=shards, written=written,
                dtypes=sorted({str(v.dtype) for v in state.values()}),
                moved=rel(state[next(iter(state))], build(kind, dtype, 0).state_dict()[
                    next(iter(state))]))
@@ -166,7 +173,7 @@ def report(**values):
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
     if name == "train":
-        scenario_train(args[0], args[1], int(args[2]), int(args[3]))
+        scenario_train(args[0], args[1], int(args[2]), int(args[3]), *args[4:])
     elif name == "syncbn":
         scenario_syncbn(args[0], int(args[1]))
     elif name in ("raise", "hang"):

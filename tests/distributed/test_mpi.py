@@ -47,8 +47,10 @@ def result(done):
     (2, "float32", "cnn", 40, 8, 1e-5),  # float32: summation-order noise only (~3e-7)
     (3, "float64", "lstm", 46, 12, 1e-10),
 ])
-def test_ranks_train_to_the_parameters_of_one_process(ranks, dtype, model, n, batch, rtol):
-    report = result(launch(ranks, "train", dtype, model, n, batch)[0])
+def test_ranks_train_to_the_parameters_of_one_process(ranks, dtype, model, n, batch, rtol,
+                                                      tmp_path):
+    report = result(launch(ranks, "train", dtype, model, n, batch, tmp_path)[0])
+    assert report["written"] == ["ckpt0", "log0.csv"]  # logs and checkpoints: rank 0 only
     assert max(report["diffs"].values()) < rtol, report["diffs"]
     assert report["loss_diff"] < rtol  # the epoch losses reduced over ranks, val included
     assert report["moved"] > 1e-3  # training changed the weights (rank 0's, broadcast)
