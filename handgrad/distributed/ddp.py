@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from ..layer import Layer
 from ..layers import Dropout
+from ..layers.recurrent import _RNNBase
 from ..random import rng_state, set_rng_state
 from .comm import Communicator, world
 
@@ -42,6 +43,14 @@ def _generators(module: Layer) -> list[np.random.Generator]:
     """The generators layers keep as attributes (dropout masks), in module order."""
     return [value for m in module.modules() for value in vars(m).values()
             if isinstance(value, np.random.Generator)]
+
+
+def _sharded(layer: Layer) -> bool:
+    """Layers that draw random masks per sample and take a ``shard`` (Dropout; RNN, LSTM and
+    GRU with dropout between layers)."""
+    if isinstance(layer, _RNNBase):
+        return layer.dropout > 0 and layer.num_layers > 1
+    return isinstance(layer, Dropout)
 
 
 class _FlatGradients:
@@ -74,9 +83,10 @@ class DistributedDataParallel(Layer):
     (a clear ``ValueError`` naming the first difference otherwise). Then:
 
     * ``forward(x)`` runs the module on this rank's shard; in training it also gathers the
-      ranks' batch sizes (one small ``Allgather``) so that ``Dropout`` layers draw the mask of
-      the whole global batch and keep their rows: K ranks draw exactly one process's masks
-      when the data is dealt out like ``DistributedSampler`` does;
+      ranks' batch sizes (one small ``Allgather``) so that ``Dropout`` layers (and the
+      dropout between stacked RNN/LSTM/GRU layers) draw the mask of the whole global batch
+      and keep their rows: K ranks draw exactly one process's masks when the data is dealt
+      out like ``DistributedSampler`` does;
     * ``backward(g)`` runs the module's backward and then ``reduce_gradients()``, unless
       inside ``with ddp.no_sync():`` (gradient accumulation: the gradients add up locally
       and the next reducing backward combines them);
@@ -127,7 +137,7 @@ class DistributedDataParallel(Layer):
         self._flat: dict[np.dtype, _FlatGradients] = {}
         # No list of the dropout layers is kept: fit finds generators through attributes,
         # and the wrapper must not change their order in checkpoints.
-        self._has_dropout = any(isinstance(m, Dropout) for m in module.modules())
+        self._has_dropout = any(_sharded(m) for m in module.modules())
         if self.comm is not None:
             self._check_same_model()
             self._broadcast_state(broadcast_buffers)
@@ -191,7 +201,7 @@ class DistributedDataParallel(Layer):
             start = int(counts[:r].sum())
             index = np.arange(start, start + n)
         for layer in self.module.modules():
-            if isinstance(layer, Dropout):
+            if _sharded(layer):
                 layer.shard = (total, index)
 
     def backward(self, grad_out: NDArray, *args: Any, **kwargs: Any) -> Any:

@@ -2,10 +2,11 @@
 
 Rank 0 prints one JSON line ``RESULT {...}`` with what the test asserts on. Scenarios:
 
-* ``train DTYPE MODEL N B``: K ranks train MODEL (``cnn``: conv, BatchNorm converted to
-  SyncBatchNorm, dropout; ``lstm``: CharLM) data-parallel on N samples with global batch B;
-  rank 0 then trains the same model alone (plain BatchNorm) and reports the largest relative
-  difference of every parameter and buffer, and of the epoch losses;
+* ``train DTYPE MODEL N B [DIR]``: K ranks train MODEL (``cnn``: conv, BatchNorm converted
+  to SyncBatchNorm, dropout; ``lstm``: a 2-layer CharLM with dropout between the layers)
+  data-parallel on N samples with global batch B (callbacks write to DIR); rank 0 then
+  trains the same model alone (plain BatchNorm) and reports the largest relative difference
+  of every parameter and buffer, and of the epoch losses;
 * ``syncbn DTYPE N``: one SyncBatchNorm forward/backward on each rank's rows of a global batch
   (mean 1e4) against BatchNorm2d on the whole batch;
 * ``raise`` / ``hang``: rank 1 raises (or sleeps) in the middle of training;
@@ -52,7 +53,8 @@ def data(kind, n, dtype):
 def build(kind, dtype, seed):
     if kind == "cnn":
         return cnn(dtype, seed)
-    return hg.models.CharLM(6, embedding_dim=4, hidden_size=5, dtype=dtype, rng=seed)
+    return hg.models.CharLM(6, embedding_dim=4, hidden_size=5, num_layers=2, dropout=0.25,
+                            dtype=dtype, rng=seed)
 
 
 def train(model, x, y, batch, replicas, rank, callbacks=()):

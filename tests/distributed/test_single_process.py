@@ -182,6 +182,17 @@ def test_dropout_shard_keeps_its_rows_of_the_global_mask():
     np.testing.assert_array_equal(part(x[1::3]), expected[1::3])
 
 
+def test_lstm_dropout_shard_keeps_its_sequences_of_the_global_masks(rng):
+    whole, part = (hg.LSTM(2, 3, num_layers=2, dropout=0.5, batch_first=True,
+                           dtype=np.float64, rng=4) for _ in range(2))
+    x = rng.normal(size=(7, 5, 2))
+    expected = whole(x)
+    part.shard = (7, np.arange(2, 7, 3))
+    np.testing.assert_allclose(part(x[2::3]), expected[2::3], rtol=1e-12)
+    assert not np.allclose(hg.LSTM(2, 3, num_layers=2, dropout=0.5, batch_first=True,
+                                   dtype=np.float64, rng=4)(x[2::3]), expected[2::3])
+
+
 def test_cli_global_batch_must_be_divisible_by_the_ranks():
     x, y = np.zeros((10, 1, 8, 8), np.float32), np.zeros(10, np.int64)
     with pytest.raises(UsageError, match="--batch-size 9 is the global batch: it must be "
