@@ -281,6 +281,14 @@ class FitRun:
                 self.history.layer_types[name] = type(module).__name__
         self.mean_loss = getattr(self.loss_fn, "reduction", "mean") == "mean"
 
+    def _search_non_finite(self, x: Any, y: Any) -> Any:
+        """The first layer with a non-finite output or gradient (a traced re-run), except in
+        a data-parallel run: there the re-run's collective operations would not match the
+        other ranks', so the error is raised at once (and ends every rank)."""
+        if self.parallel is not None:
+            return "not searched in a data-parallel run (re-run on one process to find it)"
+        return find_non_finite(self.model, self.loss_fn, x, y)
+
     def _step(self, window_weight: int, norm_sums: dict[str, float], where: str,
               batch: tuple[Any, Any]) -> None:
         """One optimizer step on the accumulated gradient (averaged over the window)."""
@@ -294,7 +302,7 @@ class FitRun:
         for name, params in self.groups:
             squares = sum(float(np.vdot(p.grad, p.grad)) for p in params if p.grad is not None)
             if not math.isfinite(squares):
-                found = find_non_finite(self.model, self.loss_fn, *batch)
+                found = self._search_non_finite(*batch)
                 raise FloatingPointError(
                     f"fit: the gradient of layer '{name}' became NaN or infinite at {where}. "
                     f"First non-finite value: {found}. Try a lower learning rate or gradient "
@@ -338,7 +346,7 @@ class FitRun:
                 # Checked before the loss, which may refuse non-finite predictions itself.
                 loss = float(loss_fn(pred, y)) if not _non_finite(pred) else math.nan
                 if not math.isfinite(loss):
-                    found = find_non_finite(model, loss_fn, x, y)
+                    found = self._search_non_finite(x, y)
                     what = f"became {loss}" if not _non_finite(pred) else "is not finite"
                     raise FloatingPointError(
                         f"fit: the loss {what} at {where}. First non-finite value: "

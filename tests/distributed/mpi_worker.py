@@ -9,7 +9,7 @@ Rank 0 prints one JSON line ``RESULT {...}`` with what the test asserts on. Scen
   of every parameter and buffer, and of the epoch losses;
 * ``syncbn DTYPE N``: one SyncBatchNorm forward/backward on each rank's rows of a global batch
   (mean 1e4) against BatchNorm2d on the whole batch;
-* ``raise`` / ``hang``: rank 1 raises (or sleeps) in the middle of training;
+* ``raise`` / ``hang`` / ``nan``: rank 1 raises (or sleeps, or gets NaN data) in training;
 * ``mismatch``: rank 1 builds a wider model.
 """
 
@@ -155,6 +155,8 @@ class Fail(Callback):
 def scenario_fail(how):
     comm = dist.init()
     x, y = data("cnn", 64, np.float32)
+    if how == "nan" and comm.rank == 1:
+        x[:] = np.nan  # rank 1's loss is NaN at its first batch
     ddp = dist.DistributedDataParallel(dist.convert_sync_batchnorm(cnn(np.float32, 0)))
     loader = DataLoader((x, y), batch_size=4, sampler=DistributedSampler(x, seed=1))
     hg.fit(ddp, CrossEntropyLoss(), hg.optim.SGD(ddp.parameters(), lr=0.1), loader,
@@ -178,7 +180,7 @@ if __name__ == "__main__":
         scenario_train(args[0], args[1], int(args[2]), int(args[3]), *args[4:])
     elif name == "syncbn":
         scenario_syncbn(args[0], int(args[1]))
-    elif name in ("raise", "hang"):
+    elif name in ("raise", "hang", "nan"):
         scenario_fail(name)
     else:
         scenario_mismatch()

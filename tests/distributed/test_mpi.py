@@ -82,6 +82,14 @@ def test_a_rank_that_raises_ends_every_rank():
     assert seconds < 30
 
 
+def test_a_non_finite_loss_on_one_rank_ends_every_rank():
+    done, seconds = launch(2, "nan")
+    assert done.returncode != 0
+    assert "rank 1 of 2 raised FloatingPointError" in done.stderr
+    assert "not searched in a data-parallel run" in done.stderr
+    assert seconds < 30
+
+
 def test_a_rank_that_hangs_times_out_the_others():
     done, seconds = launch(2, "hang", env={"HANDGRAD_MPI_TIMEOUT": "2"})
     assert done.returncode != 0
