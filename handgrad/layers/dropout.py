@@ -22,6 +22,11 @@ class Dropout(Layer):
         inplace: accepted for PyTorch compatibility (the output is a new array).
         rng: the generator for the masks (default: a child of ``handgrad.random``'s).
 
+    ``shard``: ``None``, or ``(rows, index)`` set by
+    ``handgrad.distributed.DistributedDataParallel`` before each training forward: the mask
+    is drawn for the whole global batch of ``rows`` samples (axis 0) and this process keeps
+    the rows ``index``, so K processes draw exactly the masks one process would.
+
     Shape: input ``(*)``, output ``(*)``. Caches the scaled mask (training only).
     """
 
@@ -30,6 +35,7 @@ class Dropout(Layer):
         self.p = check_probability("Dropout", "p", p)
         self.inplace = bool(inplace)
         self.rng = spawn_rng(rng)
+        self.shard = None
         self._mask = None
 
     def forward(self, x: NDArray) -> NDArray:
@@ -41,8 +47,12 @@ class Dropout(Layer):
         if self.p == 1.0:
             mask = np.zeros(x.shape, dtype=x.dtype)
         else:
-            mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
-                                   else np.float64) >= self.p
+            dtype = np.float32 if x.dtype == np.float32 else np.float64
+            if self.shard is None or x.ndim == 0:
+                mask = self.rng.random(x.shape, dtype=dtype) >= self.p
+            else:
+                rows, index = self.shard
+                mask = self.rng.random((rows, *x.shape[1:]), dtype=dtype)[index] >= self.p
             mask = mask.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         self._mask = mask
         self._shape = x.shape
