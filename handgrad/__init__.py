@@ -7,8 +7,10 @@ contract) → ``ops`` (array kernels) → NumPy. ``_runtime`` holds the process-
 applied at import.
 """
 
-# _runtime.blas must run before anything imports NumPy (see its docstring).
-from ._runtime.blas import blas_settings as blas_settings  # noqa: I001
+# _runtime.threads and _runtime.blas must run before anything imports NumPy (see their
+# docstrings): threads per MPI rank, OpenBLAS's thread timeout.
+from ._runtime.threads import thread_settings as thread_settings  # noqa: I001
+from ._runtime.blas import blas_settings as blas_settings
 from . import data, init, layers, losses, models, ops, optim
 from ._runtime.malloc import malloc_settings as malloc_settings  # HANDGRAD_NO_MALLOPT=1: off
 from . import inspect, training

@@ -16,10 +16,10 @@ import handgrad as hg
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, *args: str) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / name)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -90,3 +90,16 @@ def test_fit_line_reaches_the_least_squares_error():
     for x, _, prediction, line in rows:
         assert float(prediction) == pytest.approx(2 * float(x) + 3, abs=0.1)
         assert float(line) == pytest.approx(2 * float(x) + 3, abs=0.02)  # x printed rounded
+
+
+def test_char_transformer_loss_falls_and_it_samples_text():
+    out = run_example("char_transformer.py", "--steps", "60")  # the full run takes 300
+    entropy = number(r"unigram entropy (\S+) nats", out)
+    first = number(r"loss fell from (\S+) to", out)
+    last = number(r"loss fell from \S+ to (\S+) ", out)
+    assert first > 0.9 * entropy  # it starts knowing nothing
+    assert last < 0.6 * entropy  # and after 60 steps uses the context
+    steps = re.findall(r"^step\s+(\d+)\s+loss (\S+)", out, flags=re.M)
+    assert [int(s) for s, _ in steps] == [1, 25, 50, 60]
+    sample = re.search(r"^sample: (.*)$", out, flags=re.M).group(1)
+    assert len(sample) == 124 and sample.startswith("the ")

@@ -123,3 +123,22 @@ def test_imports_point_down():
             if here is not None and (there is None or there < here):
                 wrong.append(f"{name} -> {target}")
     assert not wrong, "imports that point up the layers: " + ", ".join(sorted(wrong))
+
+
+def test_handgrad_train_stays_an_alias_of_training_fit():
+    import handgrad
+    import handgrad.train
+    from handgrad.training import fit
+
+    assert handgrad.train.fit is fit is handgrad.fit
+    assert handgrad.train.History is handgrad.History
+
+
+def test_public_names_are_listed_once_and_exist():
+    import handgrad
+
+    for module in (handgrad, handgrad.layers, handgrad.losses, handgrad.optim):
+        names = list(module.__all__)
+        assert len(names) == len(set(names)), f"{module.__name__}.__all__ repeats a name"
+        missing = [n for n in names if not hasattr(module, n)]
+        assert not missing, f"{module.__name__}.__all__ lists missing names {missing}"

@@ -10,7 +10,8 @@ from typing import Any
 
 MODELS = ("mlp", "cnn", "lenet5", "resnet20", "charlstm")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "text")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta",
+              "asgd", "rprop")
 SCHEDULERS = ("none", "step", "cosine", "onecycle", "plateau")
 TORCH_VERSION = "2.13.0"
 
@@ -68,9 +69,12 @@ def build_optimizer(name: str, params: list, lr: float, weight_decay: float) -> 
         return optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
         return optim.AdamW(params, lr=lr, weight_decay=weight_decay or 1e-2)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    return optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    if name == "rprop":  # Rprop has no weight decay
+        return optim.Rprop(params, lr=lr)
+    classes = {"rmsprop": optim.RMSprop, "adagrad": optim.Adagrad, "nadam": optim.NAdam,
+               "radam": optim.RAdam, "adamax": optim.Adamax, "adadelta": optim.Adadelta,
+               "asgd": optim.ASGD}
+    return classes[name](params, lr=lr, weight_decay=weight_decay)
 
 
 def build_scheduler(name: str, optimizer: Any, lr: float, epochs: int,

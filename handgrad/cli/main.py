@@ -110,6 +110,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _usage_error(command: str, error: UsageError) -> int:
+    """Print the one-line error; under mpiexec (several ranks) end every rank with it, since
+    the others would wait for this one forever."""
+    from ..distributed import world
+
+    comm = world() if command == "train" else None
+    where = "" if comm is None else f" (rank {comm.rank} of {comm.size})"
+    print(f"handgrad {command}: error{where}: {error}", file=sys.stderr, flush=True)
+    if comm is not None:
+        comm.abort(2)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``handgrad`` command; returns the exit status."""
     parser = build_parser()
@@ -133,8 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_bench(extra)
     except UsageError as error:
-        print(f"handgrad {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _usage_error(args.command, error)
     except KeyboardInterrupt:
         print("handgrad: interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,13 @@ Model/dataset rules (checked before anything is trained):
 * ``resnet20`` is the CIFAR ResNet-20: ``cifar10`` only;
 * ``charlstm`` (character language model) pairs only with ``--dataset text``, and ``text`` only
   with ``charlstm``.
+
+Data parallel: under ``mpiexec -n K handgrad train ...`` (K > 1) every rank trains a replica
+(``DistributedDataParallel``, BatchNorm converted to ``SyncBatchNorm``) on its shard of every
+global batch of ``--batch-size`` samples (which K must divide); validation and test sets are
+sharded too and their metrics summed over the ranks. Rank 0 alone prints, shows the progress
+bar, writes checkpoints and plots. The training order depends only on ``--seed`` and the
+epoch (``DistributedSampler``), so a checkpoint resumes on any number of ranks.
 """
 
 from __future__ import annotations
@@ -97,15 +104,41 @@ def prepare_images(model: str, split: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                augment: bool) -> Any:
-    """A shuffling DataLoader; CIFAR-10 gets random crops (padding 4) and horizontal flips."""
-    from ..data import Compose, DataLoader, RandomCrop, RandomHorizontalFlip
+                augment: bool, replicas: int = 1, rank: int = 0) -> Any:
+    """A shuffling DataLoader over this rank's shard of every global batch of ``batch_size``
+    (reshuffled each epoch from ``seed`` and the epoch); CIFAR-10 gets random crops
+    (padding 4) and horizontal flips."""
+    from ..data import Compose, DataLoader, DistributedSampler, RandomCrop, RandomHorizontalFlip
 
+    if batch_size % replicas:
+        raise UsageError(f"--batch-size {batch_size} is the global batch: it must be divisible "
+                         f"by the {replicas} ranks (e.g. --batch-size "
+                         f"{max(replicas, batch_size // replicas * replicas)})")
     transform = None
     if augment:
-        transform = Compose([RandomCrop(x.shape[-1], padding=4, rng=seed + 10),
-                             RandomHorizontalFlip(rng=seed + 11)])
-    return DataLoader((x, y), batch_size=batch_size, shuffle=True, rng=seed, transform=transform)
+        transform = Compose([RandomCrop(x.shape[-1], padding=4, rng=seed + 10 + rank),
+                             RandomHorizontalFlip(rng=seed + 11 + rank)])
+    # Every sample once per epoch, as on one process; if the last global batch would leave a
+    # rank without a sample, the sampler drops the last len(x) % replicas samples instead.
+    tail = len(x) % batch_size
+    drop = 0 < tail < replicas
+    sampler = DistributedSampler(x, replicas, rank, shuffle=True, seed=seed, drop_last=drop,
+                                 pad=False)
+    return DataLoader((x, y), batch_size=batch_size // replicas, sampler=sampler,
+                      transform=transform)
+
+
+def shard(data: tuple[np.ndarray, np.ndarray], replicas: int, rank: int,
+          batch_size: int = 512) -> Any:
+    """Evaluation batches of this rank's shard (every sample on exactly one rank). No
+    generator is involved, so checkpoints hold the same random states on any number of ranks."""
+    from ..data import DistributedSampler
+    from ..training.fit import ArrayBatches
+
+    if replicas == 1:
+        return data
+    index = DistributedSampler(data[0], replicas, rank, shuffle=False, pad=False).indices()
+    return ArrayBatches(data[0][index], data[1][index], batch_size)
 
 
 # ---------------------------------------------------------------------------- model
@@ -150,7 +183,9 @@ def _load_resume(resume: str) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..distributed import DistributedDataParallel, convert_sync_batchnorm, world
     from ..losses import CrossEntropyLoss
+    from ..ops.parallel import get_num_threads
     from ..training import callbacks as cb
     from ..training.fit import CheckpointMismatchError, evaluate, fit
 
@@ -163,14 +198,21 @@ def run_train(args: argparse.Namespace) -> int:
             settings[key] = getattr(args, key)
     if not 0.0 <= args.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    comm = world()
+    replicas, rank = (1, 0) if comm is None else (comm.size, comm.rank)
     resume_state = _load_resume(args.resume) if args.resume else None
     if dataset == "text":
+        if replicas > 1:
+            raise UsageError("--model charlstm reads one character stream with truncated BPTT "
+                             "and does not run data-parallel yet; start it without mpiexec")
         from .text import run_text
 
         return run_text(args, settings, resume_state)
 
     started = time.perf_counter()
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    main_rank = rank == 0
+    quiet = args.quiet or not main_rank
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     split = prepare_images(model_name, load_images(dataset, args.data_path, args.seed))
     x_train, y_train = split["train"]
     if args.max_samples:
@@ -185,28 +227,36 @@ def run_train(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     model = build_model(model_name, x_train.shape, num_classes, rng)
     loader = make_loader(x_train, y_train, settings["batch_size"], seed=args.seed + 2,
-                            augment=dataset == "cifar10")
+                         augment=dataset == "cifar10", replicas=replicas, rank=rank)
     optimizer, scheduler = build_training(settings, model, len(loader))
+    if replicas > 1:  # the optimizer holds the same Parameter objects
+        model = DistributedDataParallel(convert_sync_batchnorm(model))
     n_params = sum(p.size for p in model.parameters())
     say(f"handgrad train: {model_name} ({n_params:,} parameters) on {dataset}: "
         f"{len(x_train)} train / {0 if val is None else len(val[0])} val / "
         f"{len(split['test'][0])} test samples; {settings['optimizer']} lr={settings['lr']:g}, "
         f"scheduler {settings['scheduler']}, {settings['epochs']} epochs of batch "
-        f"{settings['batch_size']}")
+        f"{settings['batch_size']}"
+        + (f" ({replicas} ranks x {settings['batch_size'] // replicas} samples, "
+           f"{get_num_threads()} thread(s) each)" if replicas > 1 else ""))
 
     callbacks: list = []
-    if args.checkpoint_dir:
+    if args.checkpoint_dir and main_rank:
         callbacks.append(cb.ModelCheckpoint(args.checkpoint_dir,
                                             monitor="val_loss" if val is not None else "loss"))
-    if not args.quiet and not sys.stdout.isatty():
+    if not quiet and not sys.stdout.isatty():
         callbacks.append(cb.EpochPrinter(settings["epochs"]))
     try:
         history = fit(model, CrossEntropyLoss(), optimizer, loader, epochs=settings["epochs"],
-                      val_data=val, scheduler=scheduler, callbacks=callbacks,
-                      progress=not args.quiet, batch_size=256, resume_from=resume_state)
+                      val_data=None if val is None else shard(val, replicas, rank, 256),
+                      scheduler=scheduler, callbacks=callbacks, progress=not quiet,
+                      batch_size=256, resume_from=resume_state)
     except CheckpointMismatchError as error:
         raise UsageError(str(error)) from None
-    test = evaluate(model, split["test"], CrossEntropyLoss(), batch_size=512)
+    test = evaluate(model, shard(split["test"], replicas, rank), CrossEntropyLoss(),
+                    batch_size=512)
+    if not main_rank:
+        return 0
     if args.plot:
         save_plots(history, args.plot, say)
     elapsed = time.perf_counter() - started

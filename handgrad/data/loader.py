@@ -144,6 +144,8 @@ class DataLoader:
             exactly). ``None`` takes a child of handgrad's default generator.
         transform: a callable applied to the *first* field of every batch (the inputs),
             e.g. ``transforms.Compose([...])``.
+        sampler: keyword-only; an iterable of dataset indices with ``len`` (e.g. a
+            ``DistributedSampler``) giving each epoch's order instead of ``shuffle``.
 
     Yields tuples of arrays, one per field: ``for x, y in DataLoader((x, y), 32): ...``.
     Batches are copies; modifying them never changes the dataset.
@@ -157,6 +159,8 @@ class DataLoader:
         drop_last: bool = False,
         rng: np.random.Generator | int | None = None,
         transform: Callable[[NDArray], NDArray] | None = None,
+        *,
+        sampler: Any = None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
             batch_size <= 0
@@ -167,6 +171,13 @@ class DataLoader:
             raise TypeError(
                 f"DataLoader: expected a callable transform, got {type(transform).__name__}"
             )
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle "
+                             "(the sampler decides the order; DistributedSampler shuffles)")
+        if sampler is not None and not hasattr(sampler, "__len__"):
+            raise TypeError(f"DataLoader: expected a sampler with __len__ and __iter__, got "
+                            f"{type(sampler).__name__}")
+        self.sampler = sampler
         self.dataset = _as_dataset(dataset)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -176,20 +187,24 @@ class DataLoader:
         self._fast = _fast_arrays(self.dataset)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.drop_last:
             return n // self.batch_size
         return math.ceil(n / self.batch_size)
 
     def _order(self) -> NDArray | None:
         n = len(self.dataset)
+        if self.sampler is not None:
+            indices = getattr(self.sampler, "indices", None)
+            order = indices() if callable(indices) else list(self.sampler)
+            return np.asarray(order, dtype=np.int64).reshape(-1)
         if self.shuffle:
             return self.rng.permutation(n)
         return None
 
     def __iter__(self) -> Iterator[tuple[NDArray, ...]]:
-        n = len(self.dataset)
         order = self._order()
+        n = len(self.dataset) if order is None else len(order)
         for b in range(len(self)):
             start = b * self.batch_size
             stop = min(start + self.batch_size, n)
@@ -244,8 +259,9 @@ class DataLoader:
             set_rng_state(generator, generator_state)
 
     def __repr__(self) -> str:
+        sampler = f", sampler={self.sampler!r}" if self.sampler is not None else ""
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}{sampler})")
 
 
 def random_split(

@@ -70,18 +70,21 @@ class _Indices(Layer):
 
 
 class _SplitInput(Layer):
-    """A two-input layer (Bilinear) on the two halves of one input: checks both gradients."""
+    """A two-input layer (Bilinear, a decoder) on two parts of one input, cut at ``split``
+    along ``axis``: checks both input gradients."""
 
-    def __init__(self, inner: Layer, split: int):
+    def __init__(self, inner: Layer, split: int, axis: int = -1):
         super().__init__()
         self.inner = inner
         self.split = split
+        self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.inner(x[..., :self.split], x[..., self.split:])
+        first, second = np.split(x, [self.split], axis=self.axis)
+        return self.inner(first, second)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        return np.concatenate(self.inner.backward(grad_out), axis=-1)
+        return np.concatenate(self.inner.backward(grad_out), axis=self.axis)
 
     def describe(self) -> str:
         return f"{self.inner.describe()} (both inputs)"
@@ -105,6 +108,24 @@ class _BagWeights(Layer):
 
     def describe(self) -> str:
         return f"{self.bag.describe()} with per_sample_weights"
+
+
+class _SelfAttention(Layer):
+    """MultiheadAttention with query = key = value = x, its output only (the three input
+    gradients summed)."""
+
+    def __init__(self, attention: Layer):
+        super().__init__()
+        self.attention = attention
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.attention(x, x, x)[0]
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return sum(self.attention.backward(grad_out))
+
+    def describe(self) -> str:
+        return f"{self.attention.describe()} (self-attention)"
 
 
 class _HiddenAndCell(Layer):
@@ -189,6 +210,28 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
                                            _normal(r, 2, 3, 3, 3)),
         "GlobalAvgPool2d": lambda: Check("GlobalAvgPool2d", L.GlobalAvgPool2d(),
                                          _normal(r, 2, 3, 3, 3)),
+        "MultiheadAttention": lambda: Check(
+            "MultiheadAttention(4, 2)", _SelfAttention(L.MultiheadAttention(4, 2, rng=r)),
+            _normal(r, 3, 2, 4)),
+        "TransformerEncoderLayer": lambda: Check(
+            "TransformerEncoderLayer(4, 2, 6, dropout=0)",
+            L.TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=r), _off_kink(r, 3, 2, 4)),
+        "TransformerEncoder": lambda: Check(
+            "TransformerEncoder(2 layers)", L.TransformerEncoder(
+                L.TransformerEncoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 2),
+            _normal(r, 3, 2, 4)),
+        "TransformerDecoderLayer": lambda: Check(
+            "TransformerDecoderLayer(4, 2, 6, dropout=0) on (tgt, memory)", _SplitInput(
+                L.TransformerDecoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 2,
+                axis=0), _normal(r, 5, 2, 4)),
+        "TransformerDecoder": lambda: Check(
+            "TransformerDecoder(1 layer) on (tgt, memory)", _SplitInput(L.TransformerDecoder(
+                L.TransformerDecoderLayer(4, 2, 6, dropout=0.0, activation="gelu", rng=r), 1),
+                2, axis=0), _normal(r, 5, 2, 4)),
+        "Transformer": lambda: Check(
+            "Transformer(4, 2, 1 + 1 layers) on (src, tgt)", _SplitInput(L.Transformer(
+                4, 2, 1, 1, 6, dropout=0.0, activation="gelu", rng=r), 3, axis=0),
+            _normal(r, 5, 2, 4)),
         "Bilinear": lambda: Check("Bilinear(3, 2, 4)", _SplitInput(L.Bilinear(3, 2, 4, rng=r), 3),
                                   _normal(r, 5, 5)),
         "EmbeddingBag": lambda: Check("EmbeddingBag(6, 3, mode='sum')", _BagWeights(
@@ -228,7 +271,41 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
     for name, make in optional.items():
         if hasattr(L, name):
             recipes[name] = [make]
+    recipes.update(_activation_recipes(r))
     return recipes
+
+
+def _off_points(rng: np.random.Generator, shape: tuple[int, ...], points: tuple[float, ...],
+                scale: float = 3.0) -> np.ndarray:
+    """Uniform values in ``(-scale, scale)`` moved at least 0.1 away from each of ``points``."""
+    x = rng.uniform(-scale, scale, shape)
+    for p in points:
+        near = np.abs(x - p) < 0.1
+        x[near] = p + np.where(x[near] >= p, 0.1, -0.1)
+    return x
+
+
+def _activation_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """The activations of ``activation_piecewise``, ``activation_smooth``, ``activation_dim``."""
+    kinks = {"ReLU6": (0.0, 6.0), "Hardtanh": (-1.0, 1.0), "Hardswish": (-3.0, 3.0),
+             "Hardsigmoid": (-3.0, 3.0), "Softshrink": (-0.5, 0.5), "Hardshrink": (-0.5, 0.5),
+             "Softplus": (), "Softsign": (0.0,), "Mish": (), "SELU": (0.0,), "CELU": (0.0,),
+             "LogSigmoid": (), "Tanhshrink": ()}
+    recipes: dict[str, list[Callable[[], Check]]] = {
+        name: [lambda name=name, points=points: Check(
+            name, getattr(L, name)(), _off_points(r, (3, 4), points, 7.0))]
+        for name, points in kinks.items()
+    }
+    recipes.update({
+        "Threshold": [lambda: Check("Threshold(0.2, -1.0)", L.Threshold(0.2, -1.0),
+                                    _off_points(r, (3, 4), (0.2,)))],
+        "PReLU": [lambda: Check("PReLU(3)", L.PReLU(3, dtype=np.float64),
+                                _off_kink(r, 2, 3, 4))],
+        "GLU": [lambda: Check("GLU(dim=1)", L.GLU(dim=1), _normal(r, 3, 4))],
+        "Softmin": [lambda: Check("Softmin(dim=1)", L.Softmin(dim=1), _normal(r, 3, 4))],
+        "Softmax2d": [lambda: Check("Softmax2d", L.Softmax2d(), _normal(r, 2, 3, 2, 2))],
+    })
+    return {name: makers for name, makers in recipes.items() if hasattr(L, name)}
 
 
 def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
@@ -260,11 +337,47 @@ def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check
         "KLDivLoss": [lambda: Check("KLDivLoss", M.KLDivLoss(reduction="batchmean"),
                                     _normal(r, 3, 4), (r.uniform(0.1, 1, (3, 4)),))],
     }
+    recipes.update({k: v for k, v in _extra_loss_recipes(r).items() if k not in recipes})
     return {name: makers for name, makers in recipes.items() if hasattr(M, name)}
 
 
 # Containers that hold layers for a model's own forward and compute nothing themselves.
 _NO_FORWARD = {"ModuleList", "ModuleDict"}
+
+
+def _extra_loss_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """The losses of ``probabilistic``, ``margin``, ``similarity`` and ``ctc`` (the gradient
+    of the first input; the tests check every input's)."""
+    M = losses_module
+    sign = r.choice([-1.0, 1.0], (3, 4))
+    logits = r.standard_normal((5, 2, 4))
+    log_probs = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    return {
+        "PoissonNLLLoss": [lambda: Check("PoissonNLLLoss", M.PoissonNLLLoss(),
+                                         _normal(r, 3, 4), (r.poisson(2.0, (3, 4)) * 1.0,))],
+        "GaussianNLLLoss": [lambda: Check("GaussianNLLLoss", M.GaussianNLLLoss(),
+                                          _normal(r, 3, 4),
+                                          (_normal(r, 3, 4), r.uniform(0.5, 2, (3, 1))))],
+        "MarginRankingLoss": [lambda: Check("MarginRankingLoss(0.1)", M.MarginRankingLoss(0.1),
+                                            _normal(r, 3, 4), (_normal(r, 3, 4) + 5.0, sign))],
+        "HingeEmbeddingLoss": [lambda: Check("HingeEmbeddingLoss", M.HingeEmbeddingLoss(),
+                                             _off_points(r, (3, 4), (1.0,)), (sign,))],
+        "SoftMarginLoss": [lambda: Check("SoftMarginLoss", M.SoftMarginLoss(),
+                                         _normal(r, 3, 4), (sign,))],
+        "MultiLabelSoftMarginLoss": [lambda: Check(
+            "MultiLabelSoftMarginLoss", M.MultiLabelSoftMarginLoss(), _normal(r, 3, 4),
+            ((sign > 0) * 1.0,))],
+        "MultiMarginLoss": [lambda: Check("MultiMarginLoss(p=2)", M.MultiMarginLoss(p=2),
+                                          _distinct(r, 3, 4) * 0.37, (np.array([0, 3, 1]),))],
+        "CosineEmbeddingLoss": [lambda: Check(
+            "CosineEmbeddingLoss(margin=-1)", M.CosineEmbeddingLoss(margin=-1.0),
+            _normal(r, 3, 4), (_normal(r, 3, 4), np.array([1.0, -1.0, 1.0])))],
+        "TripletMarginLoss": [lambda: Check(
+            "TripletMarginLoss(margin=5)", M.TripletMarginLoss(margin=5.0), _normal(r, 3, 4),
+            (_normal(r, 3, 4), _normal(r, 3, 4)))],
+        "CTCLoss": [lambda: Check("CTCLoss", M.CTCLoss(), log_probs,
+                                  (np.array([[1, 1], [2, 3]]), [5, 4], [2, 1]))],
+    }
 
 
 def _public(module: Any) -> list[str]:

@@ -1,6 +1,19 @@
 """Layers, one module per family."""
 
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .activation_dim import GLU, Softmax2d, Softmin
+from .activation_piecewise import (
+    Hardshrink,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    PReLU,
+    ReLU6,
+    Softshrink,
+    Threshold,
+)
+from .activation_smooth import CELU, SELU, LogSigmoid, Mish, Softplus, Softsign, Tanhshrink
+from .attention import MultiheadAttention
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv2d
@@ -30,6 +43,8 @@ from .pooling import (
 from .rearrange import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
+from .transformer import Transformer, TransformerDecoder, TransformerEncoder
+from .transformer_layers import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
@@ -42,4 +57,9 @@ __all__ = [
     "GlobalAvgPool2d", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
     "FeatureAlphaDropout", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle",
     "CosineSimilarity", "PairwiseDistance", "ModuleList", "ModuleDict",
+    "PReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softsign", "Mish",
+    "SELU", "CELU", "GLU", "LogSigmoid", "Threshold", "Softmin", "Softmax2d", "Tanhshrink",
+    "Softshrink", "Hardshrink",
+    "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+    "TransformerDecoderLayer", "TransformerDecoder", "Transformer",
 ]

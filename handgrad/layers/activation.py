@@ -37,8 +37,30 @@ class _Elementwise(Layer):
         return self._backward(grad_out, cache)
 
 
-class ReLU(_Elementwise):
+class _InplaceElementwise(_Elementwise):
+    """An element-wise layer with PyTorch's ``inplace`` flag.
+
+    ``inplace=True`` is accepted so PyTorch code ports unchanged; the output is always a
+    new array (the values are the same), so the input is never overwritten.
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def _with_inplace(self, text: str) -> str:
+        """``text`` followed by ``inplace=True`` when set (PyTorch's repr)."""
+        return ", ".join(s for s in (text, "inplace=True" if self.inplace else "") if s)
+
+    def extra_repr(self) -> str:
+        return self._with_inplace("")
+
+
+class ReLU(_InplaceElementwise):
     """``y = max(x, 0)``; the gradient at exactly 0 is 0, as in PyTorch.
+
+    Args:
+        inplace: accepted for PyTorch compatibility (the output is a new array).
 
     Shape: input ``(*)``, output ``(*)``. Caches the output.
     """
@@ -93,14 +115,18 @@ def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
     return result.view(grad_out.dtype)
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_InplaceElementwise):
     """``y = x`` for x > 0, else ``negative_slope * x``.
+
+    Args:
+        negative_slope: the slope for x <= 0 (default 0.01).
+        inplace: accepted for PyTorch compatibility (the output is a new array).
 
     Shape: input ``(*)``, output ``(*)``. Caches the input.
     """
 
-    def __init__(self, negative_slope: float = 0.01):
-        super().__init__()
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__(inplace)
         self.negative_slope = float(negative_slope)
 
     def _forward(self, x):
@@ -110,7 +136,7 @@ class LeakyReLU(_Elementwise):
         return np.where(x > 0, grad_out, grad_out * grad_out.dtype.type(self.negative_slope))
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return self._with_inplace(f"negative_slope={self.negative_slope}")
 
 
 class Sigmoid(_Elementwise):
@@ -187,8 +213,11 @@ class GELU(_Elementwise):
         return f"approximate='{self.approximate}'"
 
 
-class SiLU(_Elementwise):
+class SiLU(_InplaceElementwise):
     """``y = x sigmoid(x)``; ``dy/dx = s (1 + x (1 - s))``.
+
+    Args:
+        inplace: accepted for PyTorch compatibility (the output is a new array).
 
     Shape: input ``(*)``, output ``(*)``. Caches the input.
     """
@@ -201,14 +230,18 @@ class SiLU(_Elementwise):
         return grad_out * s * (1 + x * (1 - s))
 
 
-class ELU(_Elementwise):
+class ELU(_InplaceElementwise):
     """``y = x`` for x > 0, else ``alpha (exp(x) - 1)``.
+
+    Args:
+        alpha: the negative saturation value (default 1.0).
+        inplace: accepted for PyTorch compatibility (the output is a new array).
 
     Shape: input ``(*)``, output ``(*)``. Caches the input.
     """
 
-    def __init__(self, alpha: float = 1.0):
-        super().__init__()
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__(inplace)
         self.alpha = float(alpha)
 
     def _forward(self, x):
@@ -220,15 +253,29 @@ class ELU(_Elementwise):
         return np.where(x > 0, grad_out, grad_out * a * np.exp(np.minimum(x, 0)))
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return self._with_inplace(f"alpha={self.alpha}")
 
 
 def _check_dim(layer: Layer, dim: int, ndim: int) -> int:
-    if not -ndim <= dim < ndim:
+    """``dim`` as an axis in ``[0, ndim)``; a 0-dim input takes dim 0 or -1, as in PyTorch."""
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        low, high = -max(ndim, 1), max(ndim, 1) - 1
         raise ValueError(
-            f"{layer.describe()}: dim {dim} is out of range for an input with {ndim} dimensions"
+            f"{layer.describe()}: dim {dim} is out of range for an input with {ndim} "
+            f"dimensions (expected a dim in [{low}, {high}])"
         )
-    return dim % ndim
+    return dim % max(ndim, 1)
+
+
+def implicit_softmax_dim(ndim: int) -> int:
+    """PyTorch's legacy choice for ``dim=None``: 0 for 0-, 1- and 3-dim inputs, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def check_softmax_dim(name: str, dim: int | None) -> int | None:
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))):
+        raise TypeError(f"{name}: expected an integer dim or None, got {dim!r}")
+    return None if dim is None else int(dim)
 
 
 def softmax(x: NDArray, axis: int) -> NDArray:
@@ -250,23 +297,45 @@ class Softmax(_Elementwise):
 
     Backward: ``dx = y * (dy - sum(dy * y, dim))``.
 
-    Shape: input ``(*)``, output ``(*)`` (same shape). Caches the output.
+    Args:
+        dim: the axis to normalise. The default ``None`` is PyTorch's: its legacy implicit
+            choice, 0 for 0-, 1- and 3-dim inputs, else 1 (the last axis of a 2-d input;
+            pass ``dim`` explicitly for anything else). A 0-dim input takes dim 0 or -1 and
+            gives 1 (``LogSoftmax``: 0), as in PyTorch.
+
+    Shape: input ``(*)``, output ``(*)`` (same shape; empty inputs give empty outputs).
+    Caches the output and the axis it normalised.
     """
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int | None = None):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"Softmax: expected an integer dim, got {dim!r}")
-        self.dim = int(dim)
+        self.dim = check_softmax_dim(type(self).__name__, dim)
+
+    def _axis(self, x: NDArray) -> int:
+        dim = implicit_softmax_dim(x.ndim) if self.dim is None else self.dim
+        return _check_dim(self, dim, x.ndim)
 
     def _forward(self, x):
-        if x.ndim == 0:
-            raise ValueError(f"{self.describe()}: expected an input with at least 1 dimension")
-        y = softmax(x, _check_dim(self, self.dim, x.ndim))
-        return y, y
+        axis = self._axis(x)
+        if x.size == 0:
+            return x.copy(), (x, axis)
+        y = self._normalize(x.reshape(1) if x.ndim == 0 else x, axis).reshape(x.shape)
+        return y, (y, axis)
 
-    def _backward(self, grad_out, y):
-        return y * (grad_out - (grad_out * y).sum(axis=self.dim, keepdims=True))
+    def _normalize(self, x, axis):
+        return softmax(x, axis)
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        y, axis = self._saved(self._cache)
+        grad_out = check_grad(self, grad_out, y.shape)
+        if y.size == 0:
+            return grad_out.copy()
+        if y.ndim == 0:
+            return self._backward(grad_out.reshape(1), y.reshape(1), 0).reshape(())
+        return self._backward(grad_out, y, axis)
+
+    def _backward(self, grad_out, y, axis):
+        return y * (grad_out - (grad_out * y).sum(axis=axis, keepdims=True))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -275,14 +344,14 @@ class Softmax(_Elementwise):
 class LogSoftmax(Softmax):
     """``y = x - logsumexp(x, dim)``. Backward: ``dx = dy - softmax(x) * sum(dy, dim)``.
 
-    Shape: input ``(*)``, output ``(*)``. Caches the output.
+    Args:
+        dim: as ``Softmax``'s (default -1).
+
+    Shape: input ``(*)``, output ``(*)``. Caches the output and the axis.
     """
 
-    def _forward(self, x):
-        if x.ndim == 0:
-            raise ValueError(f"{self.describe()}: expected an input with at least 1 dimension")
-        y = log_softmax(x, _check_dim(self, self.dim, x.ndim))
-        return y, y
+    def _normalize(self, x, axis):
+        return log_softmax(x, axis)
 
-    def _backward(self, grad_out, y):
-        return grad_out - np.exp(y) * grad_out.sum(axis=self.dim, keepdims=True)
+    def _backward(self, grad_out, y, axis):
+        return grad_out - np.exp(y) * grad_out.sum(axis=axis, keepdims=True)

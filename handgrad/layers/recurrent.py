@@ -125,6 +125,9 @@ class _RNNBase(Layer):
         self.reset_parameters(gen)
         # the inter-layer dropout masks: the rest of the seeded stream, or a child generator
         self.rng = gen if rng is not None else spawn_rng(None)
+        # (rows, index) set by DistributedDataParallel: the masks are drawn for the global
+        # batch of `rows` sequences and this process keeps the sequences `index` (see Dropout)
+        self.shard = None
         self._cache = None
         self.final_state = None
         self.grad_initial_state = None
@@ -316,7 +319,12 @@ class _RNNBase(Layer):
     def _dropout_mask(self, shape, dtype) -> NDArray:
         if self.dropout == 1.0:
             return np.zeros(shape, dtype=dtype)
-        keep = self.rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+        draw = np.float32 if dtype == np.float32 else np.float64
+        if self.shard is None or len(shape) != 3:
+            keep = self.rng.random(shape, dtype=draw)
+        else:  # (T, N, F): the batch is axis 1
+            rows, index = self.shard
+            keep = self.rng.random((shape[0], rows, shape[2]), dtype=draw)[:, index]
         mask = (keep >= self.dropout).astype(dtype)
         mask *= 1.0 / (1.0 - self.dropout)
         return mask

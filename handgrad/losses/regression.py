@@ -16,15 +16,17 @@ from numpy.typing import NDArray
 from .base import Loss
 
 
-def check_pred(loss: Loss, pred: Any, finite: bool = True) -> NDArray:
-    """``pred`` as a non-empty, floating-point ndarray, checked to be finite if ``finite``
-    (a caller passing False checks that itself)."""
+def check_pred(loss: Loss, pred: Any, finite: bool = True, allow_empty: bool = False,
+               what: str = "prediction") -> NDArray:
+    """``pred`` as a floating-point ndarray, non-empty unless ``allow_empty``, checked to be
+    finite if ``finite`` (a caller passing False checks that itself). ``what`` names it in
+    messages."""
     if not isinstance(pred, np.ndarray):
         pred = np.asarray(pred)
     if pred.dtype.kind != "f":
-        raise TypeError(f"{type(loss).__name__}: expected a floating-point prediction, got "
+        raise TypeError(f"{type(loss).__name__}: expected a floating-point {what}, got "
                         f"dtype {pred.dtype}")
-    if pred.size == 0:
+    if pred.size == 0 and not allow_empty:
         raise ValueError(
             f"{type(loss).__name__}: expected a non-empty batch of predictions, got shape "
             f"{pred.shape}"

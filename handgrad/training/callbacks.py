@@ -47,6 +47,12 @@ class Callback:
     def after_epoch(self, epoch: int, logs: dict | None = None) -> None:
         """Called after every callback's ``on_epoch_end`` (where checkpoints are written)."""
 
+    @property
+    def writes(self) -> bool:
+        """False on the ranks other than 0 of a data-parallel run: files and printing are
+        left to rank 0 (every rank sees the same logs)."""
+        return getattr(self.run, "is_main_process", True)
+
     def state_dict(self) -> dict:
         return {}
 
@@ -214,7 +220,7 @@ class ModelCheckpoint(Callback):
         from .checkpoint import save
 
         improved = getattr(self, "_improved", False)
-        if not (self.save_last or (self.save_best and improved)):
+        if not self.writes or not (self.save_last or (self.save_best and improved)):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         state = self.run.training_state()
@@ -244,6 +250,8 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        if not self.writes:
+            return
         resuming = getattr(self.run, "start_epoch", 0) > 0
         if not (self.append or resuming) and self.path.exists():
             self.path.unlink()
@@ -254,6 +262,8 @@ class CSVLogger(Callback):
             self._keys = header[1:] if header else None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.writes:
+            return
         logs = dict(logs or {})
         if self._keys is None:
             self._keys = list(logs)
@@ -279,6 +289,8 @@ class EpochPrinter(Callback):
         self.print_fn = print_fn
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.writes:
+            return
         logs = logs or {}
         total = f"/{self.total_epochs}" if self.total_epochs else ""
         parts = [f"epoch {epoch}{total}"]

@@ -17,8 +17,17 @@ training script repeats:
   with every layer traced and ``FloatingPointError`` names the first layer whose output or
   gradient went non-finite;
 * per-layer gradient norms (mean over the epoch's steps) for ``handgrad.inspect.plot_grad_norms``;
-* a tqdm progress bar per epoch (loss, accuracy, samples/s) when stdout is a terminal;
-* callbacks (``handgrad.training.callbacks``) and exact resuming from a ``ModelCheckpoint`` file.
+* a tqdm progress bar per epoch (loss, accuracy, samples/s) when stdout is a terminal (on
+  rank 0 only in a data-parallel run, where ``ModelCheckpoint``, ``CSVLogger`` and
+  ``EpochPrinter`` also write on rank 0 only: ``run.is_main_process``);
+* callbacks (``handgrad.training.callbacks``) and exact resuming from a ``ModelCheckpoint`` file;
+* a loader's sampler with ``set_epoch`` (``DistributedSampler``) gets ``set_epoch(epoch - 1)``
+  before each epoch (epochs count from 1 here, from 0 in the sampler);
+* data parallel: a model with ``reduce_gradients`` and ``no_sync``
+  (``handgrad.distributed.DistributedDataParallel``) has its gradients reduced across the
+  processes once per optimizer step (after accumulation, before the NaN check and
+  clipping), and the loss and metrics of every epoch (and of ``evaluate``) are summed over
+  the processes, so every rank reports the same numbers.
 """
 
 from __future__ import annotations
@@ -55,6 +64,13 @@ CHECKPOINT_KIND = "handgrad.fit"
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint that does not fit the run being resumed (other architecture or setup)."""
+
+
+def _data_parallel(model: Any) -> Any:
+    """The model when it follows the data-parallel protocol (``reduce_gradients``,
+    ``no_sync``, ``all_sum``, ``check_same``: ``DistributedDataParallel``), else None."""
+    names = ("reduce_gradients", "no_sync", "all_sum", "check_same")
+    return model if all(callable(getattr(model, n, None)) for n in names) else None
 
 
 # ---------------------------------------------------------------------------- batches
@@ -185,6 +201,8 @@ class FitRun:
         self.epoch = 0
         self.start_epoch = 0
         self.stop_training = False
+        # Rank 0 of a data-parallel run (or a plain run): the one that prints and writes.
+        self.is_main_process = getattr(_data_parallel(model), "rank", 0) == 0
 
     def generators(self) -> list[np.random.Generator]:
         return _generators(self.model, self.train_batches, self.val_batches, self.loss_fn)
@@ -253,13 +271,23 @@ class FitRun:
         self.total_epochs = total_epochs
         self.interval = _scheduler_interval(self.scheduler) if self.scheduler is not None else None
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.groups = _layer_groups(self.model)
-        modules = dict(self.model.named_modules())
+        self.parallel = _data_parallel(self.model)
+        inner = self.model.module if self.parallel is not None else self.model
+        self.groups = _layer_groups(inner)
+        modules = dict(inner.named_modules())
         for name, _ in self.groups:
             module = modules.get("" if name == "(model)" else name)
             if module is not None:
                 self.history.layer_types[name] = type(module).__name__
         self.mean_loss = getattr(self.loss_fn, "reduction", "mean") == "mean"
+
+    def _search_non_finite(self, x: Any, y: Any) -> Any:
+        """The first layer with a non-finite output or gradient (a traced re-run), except in
+        a data-parallel run: there the re-run's collective operations would not match the
+        other ranks', so the error is raised at once (and ends every rank)."""
+        if self.parallel is not None:
+            return "not searched in a data-parallel run (re-run on one process to find it)"
+        return find_non_finite(self.model, self.loss_fn, x, y)
 
     def _step(self, window_weight: int, norm_sums: dict[str, float], where: str,
               batch: tuple[Any, Any]) -> None:
@@ -269,10 +297,12 @@ class FitRun:
             for p in self.parameters:
                 if p.grad is not None:
                     p.grad *= scale
+        if self.parallel is not None:  # the gradients are now those of this rank's mean loss
+            self.parallel.reduce_gradients(samples=window_weight, average=self.mean_loss)
         for name, params in self.groups:
             squares = sum(float(np.vdot(p.grad, p.grad)) for p in params if p.grad is not None)
             if not math.isfinite(squares):
-                found = find_non_finite(self.model, self.loss_fn, *batch)
+                found = self._search_non_finite(*batch)
                 raise FloatingPointError(
                     f"fit: the gradient of layer '{name}' became NaN or infinite at {where}. "
                     f"First non-finite value: {found}. Try a lower learning rate or gradient "
@@ -297,7 +327,13 @@ class FitRun:
         stats = _MetricAccumulator(self.metrics)
         norm_sums = dict.fromkeys((name for name, _ in self.groups), 0.0)
         steps = window_weight = in_window = 0
+        sampler = getattr(self.train_batches, "sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch - 1)
         total = len(self.train_batches) if hasattr(self.train_batches, "__len__") else None
+        parallel = self.parallel
+        if parallel is not None and total is not None:
+            parallel.check_same(total, "the number of training batches per epoch")
         bar = _progress_bar(total, f"epoch {epoch}/{self.total_epochs}", self.show)
         last_shown = 0.0
         batch_index = -1
@@ -310,7 +346,7 @@ class FitRun:
                 # Checked before the loss, which may refuse non-finite predictions itself.
                 loss = float(loss_fn(pred, y)) if not _non_finite(pred) else math.nan
                 if not math.isfinite(loss):
-                    found = find_non_finite(model, loss_fn, x, y)
+                    found = self._search_non_finite(x, y)
                     what = f"became {loss}" if not _non_finite(pred) else "is not finite"
                     raise FloatingPointError(
                         f"fit: the loss {what} at {where}. First non-finite value: "
@@ -321,7 +357,11 @@ class FitRun:
                 weight = _loss_weight(y)
                 if self.accumulate > 1 and self.mean_loss:
                     grad = grad * weight  # undone in _step: sum_i (w_i / W) grad_i
-                model.backward(grad)
+                if parallel is not None:
+                    with parallel.no_sync():  # reduced once per step, in _step
+                        model.backward(grad)
+                else:
+                    model.backward(grad)
                 window_weight += weight
                 in_window += 1
                 stats.update(pred, y, loss, _num_samples(x))
@@ -343,6 +383,8 @@ class FitRun:
             if in_window:
                 self._step(window_weight, norm_sums, f"the end of epoch {epoch}", (x, y))
                 steps += 1
+            if parallel is not None:
+                stats.reduce(parallel.all_sum)
             logs = stats.result()
             if self.val_batches is not None:
                 logs.update(evaluate(model, self.val_batches, loss_fn, self.metrics,
@@ -508,7 +550,8 @@ def fit(
         run.restore(load_checkpoint(resume_from), source=f"checkpoint {os.fspath(resume_from)!r}")
 
     run.configure(accumulate=int(accumulate), clip_grad_norm=clip_grad_norm, metrics=metrics,
-                  show=bool(progress) and sys.stdout.isatty(), total_epochs=int(epochs))
+                  show=bool(progress) and sys.stdout.isatty() and run.is_main_process,
+                  total_epochs=int(epochs))
     for cb in run.callbacks:
         cb.set_run(run)
     for cb in run.callbacks:
@@ -545,8 +588,10 @@ def evaluate(model: Layer, data: Any, loss_fn: Any = None,
     """Mean loss and metrics of ``model`` on ``data``, in eval mode (no caches, no dropout).
 
     ``data`` is a DataLoader, an iterable of ``(x, y)`` batches or a tuple ``(x, y)`` (split
-    into batches of ``batch_size``). Returns e.g. ``{'loss': 0.12, 'accuracy': 0.97}``
-    (``prefix`` is put in front of each key). The model's train/eval mode is restored.
+    into batches of ``batch_size``). For a ``DistributedDataParallel`` model the sums are
+    taken over every rank's ``data`` (give each rank its shard). Returns e.g.
+    ``{'loss': 0.12, 'accuracy': 0.97}`` (``prefix`` is put in front of each key). The
+    model's train/eval mode is restored.
     """
     batches = _as_batches(data, batch_size, False, None, "data")
     was_training = model.training
@@ -561,6 +606,9 @@ def evaluate(model: Layer, data: Any, loss_fn: Any = None,
     finally:
         if was_training:
             model.train()
+    parallel = _data_parallel(model)
+    if parallel is not None:  # every rank's shard (or the same data on every rank)
+        stats.reduce(parallel.all_sum)
     return stats.result(prefix)
 
 

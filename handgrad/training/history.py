@@ -148,6 +148,20 @@ class _MetricAccumulator:
                 self.sums[name] += float(metric(pred, y)) * n
                 self.counts[name] += n
 
+    def reduce(self, all_sum: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Replace every sum and count by its total over the processes of a data-parallel
+        run (``all_sum``: element-wise sum of a float64 array over the ranks)."""
+        packed = np.array([self.loss_sum, self.loss_weight, self.samples,
+                           *(self.sums[n] for n in self.names),
+                           *(self.counts[n] for n in self.names)], dtype=np.float64)
+        total = all_sum(packed)
+        k = len(self.names)
+        self.loss_sum, self.loss_weight = float(total[0]), float(total[1])
+        self.samples = int(round(total[2]))
+        for i, name in enumerate(self.names):
+            self.sums[name] = float(total[3 + i])
+            self.counts[name] = int(round(total[3 + k + i]))
+
     def result(self, prefix: str = "") -> dict[str, float]:
         out = {}
         if self.loss_weight:
