@@ -42,6 +42,7 @@ from ..layers import (
 )
 from ..layers.pooling import _averaging_matrix
 from ..ops.window import resolve_padding
+from . import _import_activations  # noqa: F401  (registers its importers)
 from ._graph import UnsupportedGraphError
 from ._import_base import (
     IMPORTERS,

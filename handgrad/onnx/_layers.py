@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..layers import (
-    ELU,
-    GELU,
     AlphaDropout,
     Bilinear,
     ChannelShuffle,
@@ -23,17 +19,10 @@ from ..layers import (
     FeatureAlphaDropout,
     Flatten,
     Identity,
-    LeakyReLU,
     Linear,
-    LogSoftmax,
     PairwiseDistance,
     PixelShuffle,
     PixelUnshuffle,
-    ReLU,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Tanh,
     Unflatten,
 )
 from ..ops.window import resolve_padding
@@ -84,64 +73,6 @@ def conv2d(ctx: ExportContext, layer: Conv2d, x: Tensor) -> Tensor:
     return ctx.op("Conv", inputs, ctx.run(layer, x.value), kernel_shape=list(layer.kernel_size),
                   strides=list(layer.stride), dilations=list(layer.dilation),
                   pads=[top, left, bottom, right], group=layer.groups)
-
-
-# ---------------------------------------------------------------------------- activations
-def _simple(op: str):
-    def convert(ctx: ExportContext, layer, x: Tensor) -> Tensor:
-        return ctx.op(op, [x], ctx.run(layer, x.value))
-    return convert
-
-
-converter(ReLU)(_simple("Relu"))
-converter(Sigmoid)(_simple("Sigmoid"))
-converter(Tanh)(_simple("Tanh"))
-
-
-@converter(LeakyReLU)
-def leaky_relu(ctx: ExportContext, layer: LeakyReLU, x: Tensor) -> Tensor:
-    return ctx.op("LeakyRelu", [x], ctx.run(layer, x.value), alpha=layer.negative_slope)
-
-
-@converter(ELU)
-def elu(ctx: ExportContext, layer: ELU, x: Tensor) -> Tensor:
-    return ctx.op("Elu", [x], ctx.run(layer, x.value), alpha=layer.alpha)
-
-
-@converter(SiLU)
-def silu(ctx: ExportContext, layer: SiLU, x: Tensor) -> Tensor:
-    s = ctx.node("Sigmoid", [x])[0]
-    return ctx.op("Mul", [x, s], ctx.run(layer, x.value))
-
-
-@converter(GELU)
-def gelu(ctx: ExportContext, layer: GELU, x: Tensor) -> Tensor:
-    y = ctx.run(layer, x.value)
-    if ctx.opset >= 20:
-        return ctx.op("Gelu", [x], y, approximate=layer.approximate)
-    dtype = x.value.dtype
-
-    def c(v: float, hint: str) -> str:
-        return ctx.const(np.asarray(v, dtype=dtype), hint)
-
-    if layer.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = ctx.node("Pow", [x, c(3.0, "three")])[0]
-        inner = ctx.node("Add", [x, ctx.node("Mul", [cube, c(0.044715, "k")])[0]])[0]
-        t = ctx.node("Tanh", [ctx.node("Mul", [inner, c(math.sqrt(2 / math.pi), "s")])[0]])[0]
-    else:  # 0.5 x (1 + erf(x / sqrt 2))
-        t = ctx.node("Erf", [ctx.node("Div", [x, c(math.sqrt(2.0), "sqrt2")])[0]])[0]
-    half_x = ctx.node("Mul", [x, c(0.5, "half")])[0]
-    return ctx.op("Mul", [half_x, ctx.node("Add", [t, c(1.0, "one")])[0]], y)
-
-
-@converter(Softmax)
-def softmax(ctx: ExportContext, layer: Softmax, x: Tensor) -> Tensor:
-    return ctx.op("Softmax", [x], ctx.run(layer, x.value), axis=layer.dim)
-
-
-@converter(LogSoftmax)
-def log_softmax(ctx: ExportContext, layer: LogSoftmax, x: Tensor) -> Tensor:
-    return ctx.op("LogSoftmax", [x], ctx.run(layer, x.value), axis=layer.dim)
 
 
 # ---------------------------------------------------------------------------- shapes

@@ -19,7 +19,7 @@ import numpy as np
 from ..layer import Layer
 from ..layers import GRU, LSTM, RNN, GRUCell, LSTMCell, Residual, RNNCell, Sequential
 from ..models import BasicBlock, CharLM, ResNet
-from . import _layers, _pool_norm, _recurrent  # noqa: F401  (they register their converters)
+from . import _activations, _layers, _pool_norm, _recurrent  # noqa: F401  (they register)
 from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]

@@ -24,20 +24,12 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
-from ..layers import (
-    GELU,
-    AdaptiveMaxPool2d,
-    CosineSimilarity,
-    LocalResponseNorm,
-    Residual,
-    RMSNorm,
-    Sequential,
-    SiLU,
-)
+from ..layers import Residual, Sequential
 from . import _import_ops
 from ._graph import UnsupportedGraphError
-from ._import_base import Match, axes_of, set_values
+from ._import_base import Match
 from ._import_ops import assemble
+from ._import_regions import classify_region
 
 __all__ = ["load", "load_weights", "UnsupportedGraphError"]
 
@@ -275,78 +267,13 @@ def _region(g: GraphView, tensor: str, heads: list) -> Match:
             break
     merge = seen[-1]
     ops = Counter(n.op_type for n in seen)
+    found = classify_region(g, ops, seen, merge)  # fixed shapes first (CELU ends in an Add)
+    if found is not None:
+        return found
     if merge.op_type == "Add" and len([i for i in merge.input if i not in g.consts]) == 2:
         return _residual(g, tensor, heads, merge)
-    if ops == Counter({"Sigmoid": 1, "Mul": 1}):
-        return Match(SiLU(), merge.output[0], seen)
-    if ops == Counter({"Div": 1, "Erf": 1, "Add": 1, "Mul": 2}):
-        return Match(GELU(), merge.output[0], seen)
-    if ops == Counter({"Pow": 1, "Mul": 4, "Add": 2, "Tanh": 1}):
-        return Match(GELU("tanh"), merge.output[0], seen)
-    if ops == Counter({"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1}):
-        return _rms_norm(g, seen, merge)
-    if ops == Counter({"Pow": 2, "Reshape": 2, "AveragePool": 1, "Mul": 2, "Add": 1}):
-        return _even_lrn(g, seen, merge)
-    if ops == Counter({"Mul": 4, "Shape": 1, "Expand": 2, "ReduceSum": 3, "Sqrt": 2, "Max": 2,
-                       "Div": 1}):
-        total = next(n for n in seen if n.op_type == "ReduceSum")
-        clamp = next(n for n in seen if n.op_type == "Max")
-        layer = CosineSimilarity(dim=axes_of(g, total)[0],
-                                 eps=float(f"{_const_of(g, clamp):.6g}"))
-        return Match(layer, merge.output[0], seen)
-    if set(ops) == {"Slice", "ReduceMax", "Concat"} and merge.op_type == "Concat":
-        rows = len(merge.input)
-        cols = len(g.producer[merge.input[0]].input)
-        return Match(AdaptiveMaxPool2d((rows, cols)), merge.output[0], seen)
     raise g.bad(heads[0], f"the branches from {tensor!r} ({', '.join(sorted(ops))}) are no "
                           "handgrad layer")
-
-
-def _const_of(g: GraphView, node: Any) -> float:
-    value = next((g.const(i) for i in node.input if g.const(i) is not None), None)
-    if value is None or value.size != 1:
-        raise g.bad(node, "expected a scalar constant")
-    return float(value.reshape(()))
-
-
-def _rms_norm(g: GraphView, seen: list, merge: Any) -> Match:
-    """x / sqrt(mean(x^2) + eps) [* weight]."""
-    by_op = {n.op_type: n for n in seen}
-    mean = by_op["ReduceMean"]
-    axes = axes_of(g, mean)
-    rank = g.rank(mean.input[0])
-    shape = g.shape(merge.output[0])
-    if axes is None or rank is None or shape is None or \
-            sorted(a % rank for a in axes) != list(range(rank - len(axes), rank)):
-        raise g.bad(mean, "expected a mean over the trailing axes: an RMSNorm")
-    normalized = tuple(int(d) for d in shape[rank - len(axes):])
-    eps = float(f"{_const_of(g, by_op['Add']):.6g}")
-    nodes, out, weight = list(seen), merge.output[0], None
-    mul = g.single_next(out, "Mul")
-    if mul is not None and (weight := g.const(mul.input[1])) is not None \
-            and weight.shape == normalized:
-        nodes.append(mul)
-        out = mul.output[0]
-    else:
-        weight = None
-    add = by_op["Add"]
-    dtype = next(g.const(i) for i in add.input if g.const(i) is not None).dtype
-    layer = RMSNorm(normalized, eps=eps, elementwise_affine=weight is not None, dtype=dtype)
-    if weight is not None:
-        set_values(layer, weight=weight)
-    return Match(layer, out, nodes)
-
-
-def _even_lrn(g: GraphView, seen: list, merge: Any) -> Match:
-    """x * (k + alpha * avgpool(x^2 over channels))^(-beta), as export writes an even LRN."""
-    pool = next(n for n in seen if n.op_type == "AveragePool")
-    size = int(g.attrs(pool)["kernel_shape"][0])
-    scaled = next(n for n in seen if n.op_type == "Mul" and n is not merge)
-    power = next(n for n in seen if n.op_type == "Pow" and g.const(n.input[1]) is not None
-                 and float(g.const(n.input[1])) < 0)
-    layer = LocalResponseNorm(size, alpha=_const_of(g, scaled), beta=-_const_of(g, power),
-                              k=_const_of(g, next(n for n in seen if n.op_type == "Add")))
-    return Match(layer, merge.output[0], seen)
 
 
 def _reaches(g: GraphView, node: Any, target: str, merge: Any) -> bool:

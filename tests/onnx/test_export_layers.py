@@ -281,3 +281,36 @@ def test_distances_of_two_inputs(factory, shape1, shape2, tmp_path):
 
     loaded = check_roundtrip(layer, args(2), tmp_path, [args(4)])
     assert type(loaded) is type(layer)
+
+
+ACTIVATIONS = [
+    ("prelu", lambda: hg.PReLU()), ("prelu-per-channel", lambda: hg.PReLU(4, 0.1)),
+    ("relu6", lambda: hg.ReLU6()), ("hardtanh", lambda: hg.Hardtanh(-2.0, 0.5)),
+    ("hardswish", lambda: hg.Hardswish()), ("hardsigmoid", lambda: hg.Hardsigmoid()),
+    ("softplus", lambda: hg.Softplus()), ("softplus-beta", lambda: hg.Softplus(2.0, 3.0)),
+    ("softsign", lambda: hg.Softsign()), ("mish", lambda: hg.Mish()), ("selu", lambda: hg.SELU()),
+    ("celu", lambda: hg.CELU(0.5)), ("glu", lambda: hg.GLU()), ("glu-dim1", lambda: hg.GLU(1)),
+    ("logsigmoid", lambda: hg.LogSigmoid()), ("threshold", lambda: hg.Threshold(0.5, -2.0)),
+    ("softmin", lambda: hg.Softmin(1)), ("softmin-implicit", lambda: hg.Softmin()),
+    ("softmax-implicit", lambda: hg.Softmax()), ("tanhshrink", lambda: hg.Tanhshrink()),
+    ("softshrink", lambda: hg.Softshrink(0.7)), ("hardshrink", lambda: hg.Hardshrink(0.7)),
+]
+
+
+@pytest.mark.parametrize("factory", [c[1] for c in ACTIVATIONS], ids=[c[0] for c in ACTIVATIONS])
+@pytest.mark.parametrize("opset", [17, 18])
+def test_more_activations(factory, opset, tmp_path):
+    """Every activation (values of both signs, past the piecewise corners)."""
+    rng = np.random.default_rng(14)
+    layer = factory()
+    x = 4 * rng.standard_normal((2, 4, 6), dtype=np.float32)
+    loaded = check_roundtrip(layer, x, tmp_path, [4 * rng.standard_normal((3, 4, 6),
+                                                                          dtype=np.float32)],
+                             opset=opset)
+    assert type(loaded) is type(layer)
+
+
+def test_softmax2d(tmp_path):
+    rng = np.random.default_rng(15)
+    check_roundtrip(hg.Softmax2d(), rng.standard_normal((2, 3, 4, 4), dtype=np.float32),
+                    tmp_path, [rng.standard_normal((1, 3, 4, 4), dtype=np.float32)])
