@@ -18,6 +18,7 @@ needs its own entry, else export names it as unsupported.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,15 @@ class ExportContext:
 
     def where(self) -> str:
         return self.path or "(model)"
+
+    @contextmanager
+    def scope(self, name: str):
+        """Inside, names (and ``param``'s initializers) are those of the child ``name``."""
+        self._path.append(name)
+        try:
+            yield
+        finally:
+            self._path.pop()
 
     def fresh(self, hint: str) -> str:
         """A graph name not used before, ``path/hint`` (or ``hint`` at the top level)."""

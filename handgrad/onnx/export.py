@@ -17,9 +17,20 @@ from typing import Any
 import numpy as np
 
 from ..layer import Layer
-from ..layers import GRU, LSTM, RNN, GRUCell, LSTMCell, Residual, RNNCell, Sequential
+from ..layers import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    Residual,
+    RNNCell,
+    Sequential,
+    TransformerDecoder,
+    TransformerEncoder,
+)
 from ..models import BasicBlock, CharLM, ResNet
-from . import _activations, _layers, _pool_norm, _recurrent  # noqa: F401  (they register)
+from . import _activations, _attention, _layers, _pool_norm, _recurrent  # noqa: F401
 from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -60,10 +71,12 @@ def _first_leaf(model: Layer) -> Layer:
 
 def _batch_axis(model: Layer, x: np.ndarray) -> int | None:
     leaf = _first_leaf(model)
-    if isinstance(leaf, (RNN, LSTM, GRU)):
+    if isinstance(leaf, (TransformerEncoder, TransformerDecoder)) and len(leaf.layers):
+        leaf = leaf.layers[0]  # the stack's layout is its layers'
+    if isinstance(leaf, (RNN, LSTM, GRU)) or hasattr(leaf, "batch_first"):
         if x.ndim == 2:
             return None  # unbatched sequence (T, F)
-        return 0 if leaf.batch_first else 1
+        return 0 if leaf.batch_first else 1  # also attention and the Transformer layers
     if isinstance(leaf, (RNNCell, LSTMCell, GRUCell)) and x.ndim == 1:
         return None  # one unbatched step (F,)
     if isinstance(leaf, CharLM) and x.ndim == 1:
@@ -128,8 +141,7 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
                              f"an example input of shape {x.shape}")
         symbolic[axis % x.ndim] = str(name)
     ctx = ExportContext(opset)
-    graph_inputs, converted_args = _graph_inputs(ctx, model, args, x, symbolic,
-                                                 batch_axis is not None)
+    graph_inputs, converted_args = _graph_inputs(ctx, model, args, x, symbolic, batch_axis)
     modes = [(m, m.training, m._eval_backward) for m in model.modules()]
     model.eval()
     try:
@@ -158,8 +170,9 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
 
 
 def _graph_inputs(ctx: ExportContext, model: Layer, args: tuple, x: np.ndarray,
-                  symbolic: dict[int, str], dynamic: bool) -> tuple[list, list]:
+                  symbolic: dict[int, str], batch_axis: int | None) -> tuple[list, list]:
     """The graph inputs (value infos) and forward's arguments as ``Tensor``s (None kept)."""
+    dynamic = batch_axis is not None
     graph_inputs = [value_info(ctx.reserve("input"), x.dtype,
                                [symbolic.get(a, d) for a, d in enumerate(x.shape)])]
     converted: list[Any] = [Tensor("input", x)]
@@ -182,8 +195,8 @@ def _graph_inputs(ctx: ExportContext, model: Layer, args: tuple, x: np.ndarray,
                 shape[0] = "N"  # one length per sequence
             elif dynamic and stateful and part.ndim in (2, 3):
                 shape[part.ndim - 2] = "N"  # (L*D, N, H), or a cell's (N, H)
-            elif dynamic and not stateful and part.ndim:
-                shape[0] = "N"  # another batched input (Bilinear's second)
+            elif dynamic and not stateful and part.ndim == x.ndim:
+                shape[batch_axis] = "N"  # another batched input (Bilinear's second, a key)
             graph_inputs.append(value_info(ctx.reserve(name), part.dtype, shape))
             tensors.append(Tensor(name, part))
         converted.append(tuple(tensors) if isinstance(arg, (tuple, list)) else tensors[0])
