@@ -80,7 +80,8 @@ def converter(*classes: type, output_names: Sequence[str] | None = None
     return register
 
 
-def _tensor_type(dtype: np.dtype) -> int:
+def tensor_type(dtype: np.dtype) -> int:
+    """ONNX's TensorProto element type of a NumPy dtype."""
     from onnx import helper
 
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -225,4 +226,4 @@ def prune(nodes: list, initializers: dict, outputs: Sequence[str]) -> tuple[list
 def value_info(name: str, dtype: Any, shape: Sequence[int | str]):
     from onnx import helper
 
-    return helper.make_tensor_value_info(name, _tensor_type(dtype), list(shape))
+    return helper.make_tensor_value_info(name, tensor_type(dtype), list(shape))

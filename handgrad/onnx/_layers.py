@@ -26,7 +26,7 @@ from ..layers import (
     Unflatten,
 )
 from ..ops.window import resolve_padding
-from ._graph import ExportContext, Tensor, converter
+from ._graph import ExportContext, Tensor, converter, tensor_type
 from ._pool_norm import reduce
 
 
@@ -126,7 +126,7 @@ def embedding_bag(ctx: ExportContext, layer: EmbeddingBag, ids: Tensor, offsets=
     if layer.padding_idx is not None:  # (B, L, 1): 1 for real ids, 0 for padding
         same = ctx.node("Equal", [ids, ctx.const(np.asarray(layer.padding_idx), "padding")])[0]
         mask = ctx.node("Cast", [ctx.node("Not", [same])[0]],
-                        to=int(_tensor_dtype(dtype)))[0]
+                        to=tensor_type(dtype))[0]
     factor = mask
     if per_sample_weights is not None:
         factor = per_sample_weights.name if mask is None else \
@@ -143,13 +143,6 @@ def embedding_bag(ctx: ExportContext, layer: EmbeddingBag, ids: Tensor, offsets=
     count = reduce(ctx, "ReduceSum", mask, [1], y, keepdims=1)  # (B, 1)
     count = ctx.node("Max", [count, ctx.const(np.asarray(1, dtype), "one")])[0]
     return ctx.op("Div", [total, count], y)
-
-
-def _tensor_dtype(dtype) -> int:
-    from onnx import helper
-
-    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-
 
 
 # ---------------------------------------------------------------------------- rearranging
