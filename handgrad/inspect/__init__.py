@@ -1,9 +1,20 @@
 """Looking at gradients: ``gradcheck`` (one layer against central differences),
 ``check_all`` (every public layer and loss), ``summary`` (a model's layers, shapes and
-cache sizes), the non-finite search, and the training plots."""
+cache sizes), the non-finite search, the training plots, and watching backprop:
+``GradientMonitor`` and ``gradient_flow`` (per-layer gradient statistics, vanishing and
+exploding warnings), attribution (``saliency``, ``input_x_gradient``,
+``integrated_gradients``, ``smoothgrad``)."""
 
 from ..training.anomaly import find_non_finite
+from .attribution import (
+    Attribution,
+    input_x_gradient,
+    integrated_gradients,
+    saliency,
+    smoothgrad,
+)
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
+from .monitor import FlowRow, FlowTable, GradientMonitor, GradientWarning, gradient_flow
 from .plot import plot_grad_norms, plot_history
 from .selfcheck import check_all
 from .summary import Summary, SummaryRow, cached_bytes, summary
@@ -11,5 +22,7 @@ from .summary import Summary, SummaryRow, cached_bytes, summary
 __all__ = [
     "gradcheck", "numerical_gradient", "GradcheckReport", "GradcheckError", "check_all",
     "summary", "Summary", "SummaryRow", "cached_bytes", "find_non_finite", "plot_history",
-    "plot_grad_norms",
+    "plot_grad_norms", "GradientMonitor", "GradientWarning", "gradient_flow", "FlowTable",
+    "FlowRow", "Attribution", "saliency", "input_x_gradient", "integrated_gradients",
+    "smoothgrad",
 ]
