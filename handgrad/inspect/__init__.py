@@ -3,7 +3,7 @@
 cache sizes), the non-finite search, the training plots, and watching backprop:
 ``GradientMonitor`` and ``gradient_flow`` (per-layer gradient statistics, vanishing and
 exploding warnings), attribution (``saliency``, ``input_x_gradient``,
-``integrated_gradients``, ``smoothgrad``)."""
+``integrated_gradients``, ``smoothgrad``), and ``bptt_profile`` (gradients through time)."""
 
 from ..training.anomaly import find_non_finite
 from .attribution import (
@@ -13,6 +13,7 @@ from .attribution import (
     saliency,
     smoothgrad,
 )
+from .bptt import BPTTProfile, bptt_profile, plot_bptt
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gradient
 from .monitor import FlowRow, FlowTable, GradientMonitor, GradientWarning, gradient_flow
 from .plot import plot_grad_norms, plot_history
@@ -24,5 +25,5 @@ __all__ = [
     "summary", "Summary", "SummaryRow", "cached_bytes", "find_non_finite", "plot_history",
     "plot_grad_norms", "GradientMonitor", "GradientWarning", "gradient_flow", "FlowTable",
     "FlowRow", "Attribution", "saliency", "input_x_gradient", "integrated_gradients",
-    "smoothgrad",
+    "smoothgrad", "bptt_profile", "BPTTProfile", "plot_bptt",
 ]
