@@ -90,3 +90,46 @@ def test_fit_line_reaches_the_least_squares_error():
     for x, _, prediction, line in rows:
         assert float(prediction) == pytest.approx(2 * float(x) + 3, abs=0.1)
         assert float(line) == pytest.approx(2 * float(x) + 3, abs=0.02)  # x printed rounded
+
+
+def run_lesson(name: str, out_dir: Path) -> str:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / name), str(out_dir)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_vanishing_gradients_lesson(tmp_path):
+    out = run_lesson("04_vanishing_gradients.py", tmp_path)
+    rows = dict(re.findall(r"^(\S.*?)\s+\S+\s+\S+\s+(\S+)\s+(?:vanishing|-)$", out, flags=re.M))
+    assert float(rows["sigmoid"]) < 1e-6
+    for cure in ("relu + He init", "sigmoid + BatchNorm", "sigmoid + residual"):
+        assert float(rows[cure]) > 1e-3, cure
+    assert re.search(r"^sigmoid .* vanishing$", out, flags=re.M)
+    assert (tmp_path / "vanishing_gradients.png").stat().st_size > 1000
+
+
+def test_exploding_gradients_lesson(tmp_path):
+    out = run_lesson("05_exploding_gradients.py", tmp_path)
+    assert "plain SGD: final loss inf" in out
+    clipped = number(r"clip_grad_norm_\(1\.0\): final loss (\S+)", out)
+    first = number(r"clip_grad_norm_\(1\.0\).*?\n.*?\n\s+0\s+(\S+)", out)
+    assert np.isfinite(clipped) and clipped < first
+    assert "exploding gradient" in out
+    assert (tmp_path / "exploding_gradients.png").stat().st_size > 1000
+
+
+def test_rnn_vs_lstm_lesson(tmp_path):
+    out = run_lesson("06_rnn_vs_lstm.py", tmp_path)
+    row = re.search(r"^\s+99\s+(\S+)\s+(\S+)\s+(\S+)$", out, flags=re.M)
+    rnn, _, lstm = (float(v) for v in row.groups())
+    assert rnn < 1e-15 and lstm > 1e-2
+    assert (tmp_path / "rnn_vs_lstm.png").stat().st_size > 1000
+
+
+def test_saliency_digits_lesson(tmp_path):
+    out = run_lesson("07_saliency_digits.py", tmp_path)
+    assert number(r"test accuracy after 2 epochs: (\S+)", out) > 0.85
+    assert number(r"completeness error \(max \|delta\|\): (\S+)", out) < 0.2
+    assert (tmp_path / "saliency_digits.png").stat().st_size > 1000

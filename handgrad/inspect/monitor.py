@@ -260,7 +260,10 @@ class GradientMonitor(Callback):
         v = v[np.isfinite(v)]
         if v.size == 0:
             return
-        counts, edges = np.histogram(v, bins=self.bins)
+        try:
+            counts, edges = np.histogram(v, bins=self.bins)
+        except ValueError:  # a range too wide for finite bins (values near overflow)
+            return
         self.histograms.append({"step": self.step, "tag": tag, "counts": counts, "edges": edges,
                                 "min": float(v.min()), "max": float(v.max()), "num": v.size,
                                 "sum": float(v.sum()), "sum_squares": float(v @ v)})
