@@ -256,3 +256,16 @@ def test_deepcopy_of_a_hooked_model_hooks_the_copy():
     assert seen == [clone[0]]
     np.testing.assert_array_equal(clone(np.ones((1, 2), np.float32)),
                                   model(np.ones((1, 2), np.float32)))
+
+
+def test_hooks_survive_the_non_finite_search():
+    from handgrad.training.anomaly import find_non_finite
+
+    model = hg.Sequential(hg.Linear(2, 2, dtype=np.float64, rng=0), hg.Tanh())
+    calls = []
+    model[0].register_forward_hook(lambda *a: calls.append("fwd"))
+    x, y = np.ones((3, 2)), np.zeros((3, 2))
+    find_non_finite(model, hg.losses.MSELoss(), x, y)
+    assert calls == ["fwd"]  # the hook fired during the traced pass ...
+    model(x)
+    assert calls == ["fwd", "fwd"]  # ... and is still there after it
