@@ -85,10 +85,16 @@ class Attribution:
         return v.sum(axis=1) if v.ndim == 4 else v
 
     def plot(self, path: str | os.PathLike, *, tokens: list[list[str]] | None = None,
-             max_samples: int = 6, title: str | None = None) -> Path:
+             target_names: Any = None, max_samples: int = 6, title: str | None = None) -> Path:
         """Images (N, [C,] H, W): input over heat map per sample; sequences (N, T, D):
-        bars per token (labelled with ``tokens`` when given)."""
+        bars per token (labelled with ``tokens`` when given). ``target_names[k]`` names
+        class k in the labels."""
         plt = _pyplot()
+
+        def label(i: int) -> str:
+            k = int(self.target[i])
+            return f"target {k if target_names is None else repr(target_names[k])}"
+
         n = min(len(self.values), max_samples)
         image = self.values.ndim == 4 or (self.values.ndim == 3 and tokens is None
                                           and self.values.shape[-1] == self.values.shape[-2])
@@ -97,7 +103,7 @@ class Attribution:
             pictures = self.inputs if self.inputs.ndim == 3 else self.inputs.mean(axis=1)
             for i in range(n):
                 axes[0, i].imshow(pictures[i], cmap="gray")
-                axes[0, i].set_title(f"target {int(self.target[i])}", fontsize="small")
+                axes[0, i].set_title(label(i), fontsize="small")
                 axes[1, i].imshow(self.heatmap[i], cmap="hot")
                 for ax in axes[:, i]:
                     ax.set_axis_off()
@@ -110,7 +116,7 @@ class Attribution:
                 ax.bar(np.arange(scores.shape[1]), scores[i], color="tab:red")
                 if tokens is not None:
                     ax.set_xticks(np.arange(scores.shape[1]), tokens[i], fontsize="small")
-                ax.set_ylabel(f"target {int(self.target[i])}", fontsize="small")
+                ax.set_ylabel(label(i), fontsize="small")
         fig.suptitle(title or self.method.replace("_", " "))
         fig.tight_layout()
         return _save(fig, plt, path)

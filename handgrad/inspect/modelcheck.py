@@ -154,7 +154,11 @@ def _check_layer(row: ModelCheckRow, layer: Layer, x: np.ndarray, rest: tuple, k
     model.needs_input_grad = True
     if not model.training:
         model.eval(backward=True)
-    x64 = np.array(x, dtype=np.float64, copy=True)
+    # C order: the elements are perturbed through a flat view (a transposed input, e.g. a
+    # batch_first LSTM's output, would otherwise be perturbed in a copy)
+    x64 = np.array(x, dtype=np.float64, order="C", copy=True)
+    for p in model.parameters():
+        p.data = np.ascontiguousarray(p.data)
     gens = _generators(model)
     states = [copy.deepcopy(g.bit_generator.state) for g in gens]
 

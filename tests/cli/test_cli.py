@@ -221,3 +221,19 @@ def test_inspect_recognises_the_architecture_and_refuses_bad_input(capsys, tmp_p
     assert load_model(handgrad.models.lenet5(rng=0).state_dict(), None)[0] == "lenet5"
     status, _, err = run(capsys, "inspect", str(tmp_path / "missing.npz"))
     assert status == 2 and "does not exist" in err
+
+
+def test_inspect_a_charlstm_checkpoint(capsys, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    assert run(capsys, "train", "--model", "charlstm", "--dataset", "text", "--max-samples",
+               "12000", "--epochs", "1", "--quiet", "--checkpoint-dir", str(ckpt))[0] == 0
+    status, out, err = run(capsys, "inspect", str(ckpt), "--max-samples", "12000", "--out",
+                           str(tmp_path / "plots"), "--samples", "4", "--images", "2",
+                           "--steps", "4")
+    assert status == 0, err
+    assert "handgrad inspect: charlstm" in out and "LSTM BPTT profile over 64 steps" in out
+    assert "completeness error" in out
+    for name in ("gradient_flow.png", "tokens.png", "bptt.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000, name
+    status, _, err = run(capsys, "inspect", str(ckpt), "--max-samples", "3000")
+    assert status == 2 and "vocabulary" in err

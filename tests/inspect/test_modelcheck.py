@@ -64,3 +64,13 @@ def test_integer_inputs_are_skipped_and_the_model_is_unchanged():
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(v, before[k])
     assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+def test_transposed_inputs_are_perturbed_in_place():
+    """CharLM's head receives the batch_first LSTM output, a transposed (non-contiguous)
+    array: the check must perturb the elements the layer really reads."""
+    lm = hg.models.CharLM(7, embedding_dim=3, hidden_size=5, rng=0)
+    ids = np.random.default_rng(4).integers(0, 7, (2, 6))
+    report = check_model(lm, ids, max_checks=12)
+    assert report["head"].status == "ok" and report["rnn"].status == "ok"
+    assert report.passed
