@@ -105,6 +105,36 @@ def add_layer_hook(layer: Any, kind: str, hook: Any, prepend: bool = False) -> R
     return RemovableHandle(remove, hook_id)
 
 
+class HookMethods:
+    """The hook registration methods of ``Layer`` (PyTorch's names and semantics).
+
+    Each returns a ``RemovableHandle``; ``prepend=True`` runs the hook before the others.
+    """
+
+    def register_forward_pre_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(layer, args)`` before forward; may return new args (a value or tuple)."""
+        return add_layer_hook(self, "forward_pre", hook, prepend)
+
+    def register_forward_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(layer, args, output)`` after forward; may return a replacement output."""
+        return add_layer_hook(self, "forward", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Any, *,
+                                        prepend: bool = False) -> RemovableHandle:
+        """``hook(layer, grad_output)`` before backward; may return a new grad_output."""
+        return add_layer_hook(self, "backward_pre", hook, prepend)
+
+    def register_full_backward_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(layer, grad_input, grad_output)`` after backward (parameter gradients
+        already accumulated); may return a replacement grad_input tuple of the same length.
+
+        ``grad_output``: the tuple of gradients arriving at the layer (backward's positional
+        arguments, e.g. ``(grad_out, grad_final_state)`` for a recurrent layer);
+        ``grad_input``: the tuple of what backward returns (``(None,)`` when not needed).
+        """
+        return add_layer_hook(self, "backward", hook, prepend)
+
+
 def run_forward(layer: Any, args: tuple, kwargs: dict) -> Any:
     hooks = layer._hooks
     for hook in list(hooks["forward_pre"].values()):

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .hooks import RemovableHandle, add_layer_hook
+from .hooks import HookMethods
 from .parameter import Parameter
 
 
@@ -37,10 +37,11 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-class Layer:
+class Layer(HookMethods):
     """Base class: holds parameters, buffers and child layers.
 
     Subclasses implement ``forward`` and ``backward`` and, where useful, ``extra_repr``.
+    The hook registration methods come from ``hooks.HookMethods``.
     """
 
     def __init__(self) -> None:
@@ -131,36 +132,6 @@ class Layer:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
-
-    # ------------------------------------------------------------------ hooks
-    def register_forward_pre_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
-        """``hook(layer, args)`` runs before every forward; it may return new ``args``
-        (a tuple, or a single value that becomes a 1-tuple). Returns a handle; ``.remove()``."""
-        return add_layer_hook(self, "forward_pre", hook, prepend)
-
-    def register_forward_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
-        """``hook(layer, args, output)`` runs after every forward; it may return a
-        replacement output. Returns a handle with ``.remove()``."""
-        return add_layer_hook(self, "forward", hook, prepend)
-
-    def register_full_backward_pre_hook(self, hook: Any, *,
-                                        prepend: bool = False) -> RemovableHandle:
-        """``hook(layer, grad_output)`` runs before every backward with the tuple of the
-        gradients arriving at the layer; it may return a replacement tuple."""
-        return add_layer_hook(self, "backward_pre", hook, prepend)
-
-    def register_full_backward_hook(self, hook: Any, *, prepend: bool = False) -> RemovableHandle:
-        """``hook(layer, grad_input, grad_output)`` runs after every backward.
-
-        ``grad_output`` is the tuple of gradients that arrived at the layer (``backward``'s
-        positional arguments, e.g. ``(grad_out, grad_final_state)`` for a recurrent layer),
-        ``grad_input`` the tuple of what backward returns (``(None,)`` when the input
-        gradient was not needed). The hook may return a replacement ``grad_input`` tuple
-        of the same length, which the caller then receives. Parameter gradients are
-        already accumulated (and their ``Parameter.register_hook`` hooks have run) when
-        it fires, as in PyTorch.
-        """
-        return add_layer_hook(self, "backward", hook, prepend)
 
     @property
     def needs_input_grad(self) -> bool:
