@@ -13,7 +13,9 @@ model that is no longer watched runs at full speed again.
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ import numpy as np
 from ..layer import Layer
 from ..training.callbacks import Callback
 from .flow import FlowRow, FlowTable
+from .plot import _pyplot, _save
 
 CURES = {
     "vanishing": "usual cures: ReLU-family activations with He (Kaiming) init, BatchNorm or "
@@ -285,6 +288,26 @@ class GradientMonitor(Callback):
         field_name = "param" if source is self.param_records else "layer"
         pairs = [(r["step"], r[key]) for r in source if r[field_name] == layer_or_param]
         return [s for s, _ in pairs], [v for _, v in pairs]
+
+    def plot(self, path: str | os.PathLike, title: str | None = None) -> Path:
+        """Each parameter's gradient norm (left) and update-to-weight ratio (right) over the
+        recorded steps, log scale: the training-time picture of the gradient flow."""
+        plt = _pyplot()
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        names = list(dict.fromkeys(r["param"] for r in self.param_records))
+        for ax, key, label in ((axes[0], "grad_norm", "|dL/dW|"),
+                               (axes[1], "update_ratio", "|update| / |W|")):
+            for name in names:
+                steps, values = self.series(name, key)
+                ok = [(s, v) for s, v in zip(steps, values) if math.isfinite(v) and v > 0]
+                if ok:
+                    ax.semilogy(*zip(*ok), label=name)
+            ax.set_xlabel("step")
+            ax.set_ylabel(label)
+        axes[0].legend(fontsize="x-small", ncol=2 if len(names) > 8 else 1)
+        fig.suptitle(title or "gradient monitor")
+        fig.tight_layout()
+        return _save(fig, plt, path)
 
     # ------------------------------------------------------------------ Callback
     def on_train_begin(self, logs: dict | None = None) -> None:

@@ -105,6 +105,13 @@ def test_every_n_steps_and_fit_callback_detaches():
     assert len(ratios) == 3 and all(0 < r < 1 for r in ratios)
 
 
+def test_monitor_plot(tmp_path):
+    model = deep_net("relu_he", depth=3)
+    monitor = GradientMonitor(model)
+    train_steps(model, monitor, steps=3)
+    assert monitor.plot(tmp_path / "monitor.png").stat().st_size > 1000
+
+
 def test_gradient_flow_leaves_the_model_unchanged(tmp_path):
     model = deep_net("batchnorm", depth=4)
     x, y = batch()
