@@ -1,4 +1,5 @@
-"""The ``handgrad`` command: ``handgrad train``, ``handgrad gradcheck``, ``handgrad bench``.
+"""The ``handgrad`` command: ``handgrad train``, ``handgrad gradcheck``, ``handgrad bench``,
+``handgrad inspect``.
 
 ``handgrad train`` with no arguments trains the small CNN on scikit-learn's 8×8 digits
 (a stratified 20% test split held out, 10% of the rest for validation) and ends with a
@@ -23,6 +24,7 @@ from .common import (
     UsageError,
     blas_threads,
 )
+from .inspect import add_parser as add_inspect_parser
 
 
 # ---------------------------------------------------------------------------- parser
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="handgrad",
         description="handgrad: deep learning on NumPy with hand-written gradients.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench,inspect}")
     sub.required = True
 
     train = sub.add_parser(
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gradcheck", help="check every layer and loss against numerical gradients",
                    description="Gradient-check one small float64 instance of every public "
                                "layer and loss; exit status 1 if any check fails.")
+    add_inspect_parser(sub)
     # Every option after "bench" (also --help) goes to `python -m benchmarks`.
     sub.add_parser("bench", help="run the benchmarks side by side with PyTorch "
                                  "(options go to python -m benchmarks)", add_help=False)
@@ -133,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with blas_threads(args):
                 return run_train(args)
+        if args.command == "inspect":
+            from .inspect import run_inspect
+
+            return run_inspect(args)
         if args.command == "gradcheck":
             from .gradcheck import run_gradcheck
 
