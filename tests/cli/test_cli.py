@@ -92,6 +92,16 @@ def test_resume_from_other_architecture_reports_keys_and_shapes(capsys, tmp_path
     assert re.search(r"0\.weight: expected shape \(16, 1, 3, 3\), got \(256, 64\)", err)
 
 
+def test_resuming_a_one_cycle_run_with_more_epochs_is_a_usage_error(capsys, tmp_path):
+    common = ["--max-samples", "200", "--quiet", "--scheduler", "onecycle"]
+    assert run(capsys, "train", *common, "--epochs", "1", "--checkpoint-dir",
+               str(tmp_path))[0] == 0
+    status, out, err = run(capsys, "train", *common, "--epochs", "2", "--resume",
+                           str(tmp_path))
+    assert status == 2 and "Traceback" not in err
+    assert "one-cycle schedule was planned for" in err and "--epochs 1" in err
+
+
 def test_corrupt_checkpoint_exits_2(capsys, tmp_path):
     bad = tmp_path / "last.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
