@@ -13,6 +13,10 @@ The contract (see DESIGN.md):
   computed as always.
 * Parameters, buffers and child layers are registered by attribute assignment, as in
   ``torch.nn.Module``, and get PyTorch's dotted names.
+* Hooks (``register_forward_pre_hook``, ``register_forward_hook``,
+  ``register_full_backward_pre_hook``, ``register_full_backward_hook``) follow PyTorch's
+  semantics; the dispatch lives in ``hooks.py``. A layer without hooks runs its own
+  ``forward``/``backward`` directly: no wrapper, no check.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from .hooks import HookMethods
 from .parameter import Parameter
 
 
@@ -32,10 +37,11 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-class Layer:
+class Layer(HookMethods):
     """Base class: holds parameters, buffers and child layers.
 
     Subclasses implement ``forward`` and ``backward`` and, where useful, ``extra_repr``.
+    The hook registration methods come from ``hooks.HookMethods``.
     """
 
     def __init__(self) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from .hooks import RemovableHandle, add_hook, run_parameter_hooks
 
 
 class Parameter:
@@ -17,9 +21,11 @@ class Parameter:
         requires_grad: when False, layers skip accumulating into ``grad`` and optimizers
             leave the parameter alone.
         name: an optional label used in messages (the dotted name comes from the model).
+
+    ``register_hook(fn)`` adds a hook on the gradient, as on a PyTorch leaf tensor.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_hooks")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True, name: str | None = None):
         array = np.array(data, copy=True)
@@ -31,6 +37,7 @@ class Parameter:
         self.grad: NDArray | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
+        self._hooks = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -52,6 +59,10 @@ class Parameter:
         """
         if not self.requires_grad:
             return
+        if self._hooks:
+            replaced = run_parameter_hooks(self, grad)
+            fresh = fresh and replaced is grad
+            grad = replaced
         if self.grad is None:
             if fresh and grad.dtype == self.data.dtype and grad.shape == self.data.shape:
                 self.grad = grad
@@ -61,6 +72,24 @@ class Parameter:
                 )
         else:
             self.grad += grad
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """``hook(grad)`` runs on every gradient about to be added into ``self.grad``.
+
+        It may return a replacement, which is added instead (the hooks run in order, each
+        on the previous one's result). It does not run for a parameter with
+        ``requires_grad=False``. A layer used several times in one backward (a cell in a
+        loop) calls it once per use, where PyTorch calls it once with the sum.
+        Returns a handle; ``handle.remove()`` unregisters the hook.
+        """
+        if not callable(hook):
+            raise TypeError(f"Parameter.register_hook: expected a callable hook, got "
+                            f"{type(hook).__name__}")
+        if self._hooks is None:
+            self._hooks = OrderedDict()
+        hooks = self._hooks
+        hook_id = add_hook(hooks, hook, False)
+        return RemovableHandle(lambda hid: hooks.pop(hid, None), hook_id)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if set_to_none:

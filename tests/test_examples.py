@@ -103,3 +103,42 @@ def test_char_transformer_loss_falls_and_it_samples_text():
     assert [int(s) for s, _ in steps] == [1, 25, 50, 60]
     sample = re.search(r"^sample: (.*)$", out, flags=re.M).group(1)
     assert len(sample) == 124 and sample.startswith("the ")
+
+
+def run_lesson(name: str, out_dir: Path) -> str:
+    return run_example(name, str(out_dir))
+
+
+def test_vanishing_gradients_lesson(tmp_path):
+    out = run_lesson("04_vanishing_gradients.py", tmp_path)
+    rows = dict(re.findall(r"^(\S.*?)\s+\S+\s+\S+\s+(\S+)\s+(?:vanishing|-)$", out, flags=re.M))
+    assert float(rows["sigmoid"]) < 1e-6
+    for cure in ("relu + He init", "sigmoid + BatchNorm", "sigmoid + residual"):
+        assert float(rows[cure]) > 1e-3, cure
+    assert re.search(r"^sigmoid .* vanishing$", out, flags=re.M)
+    assert (tmp_path / "vanishing_gradients.png").stat().st_size > 1000
+
+
+def test_exploding_gradients_lesson(tmp_path):
+    out = run_lesson("05_exploding_gradients.py", tmp_path)
+    assert "plain SGD: final loss inf" in out
+    clipped = number(r"clip_grad_norm_\(1\.0\): final loss (\S+)", out)
+    first = number(r"clip_grad_norm_\(1\.0\).*?\n.*?\n\s+0\s+(\S+)", out)
+    assert np.isfinite(clipped) and clipped < first
+    assert "exploding gradient" in out
+    assert (tmp_path / "exploding_gradients.png").stat().st_size > 1000
+
+
+def test_rnn_vs_lstm_lesson(tmp_path):
+    out = run_lesson("06_rnn_vs_lstm.py", tmp_path)
+    row = re.search(r"^\s+99\s+(\S+)\s+(\S+)\s+(\S+)$", out, flags=re.M)
+    rnn, _, lstm = (float(v) for v in row.groups())
+    assert rnn < 1e-15 and lstm > 1e-2
+    assert (tmp_path / "rnn_vs_lstm.png").stat().st_size > 1000
+
+
+def test_saliency_digits_lesson(tmp_path):
+    out = run_lesson("07_saliency_digits.py", tmp_path)
+    assert number(r"test accuracy after 2 epochs: (\S+)", out) > 0.85
+    assert number(r"completeness error \(max \|delta\|\): (\S+)", out) < 0.2
+    assert (tmp_path / "saliency_digits.png").stat().st_size > 1000

@@ -25,7 +25,7 @@ LEVELS = [
     ["training"],
     ["models"],
     ["layers", "losses", "optim", "data"],
-    ["layer", "parameter", "init", "random", "_validation"],
+    ["layer", "parameter", "hooks", "init", "random", "_validation"],
     ["ops"],
     ["_runtime"],
 ]

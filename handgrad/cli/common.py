@@ -95,8 +95,10 @@ def build_scheduler(name: str, optimizer: Any, lr: float, epochs: int,
     return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
 
 
-def build_training(settings: dict[str, Any], model: Any, steps_per_epoch: int) -> tuple:
-    """The optimizer and scheduler of ``settings``; a bad combination is a UsageError."""
+def build_training(settings: dict[str, Any], model: Any, steps_per_epoch: int,
+                   resume_state: dict[str, Any] | None = None) -> tuple:
+    """The optimizer and scheduler of ``settings``; a bad combination is a UsageError, and
+    so is resuming a one-cycle schedule with another length (it cannot be stretched)."""
     try:
         optimizer = build_optimizer(settings["optimizer"], list(model.parameters()),
                                     settings["lr"], settings["weight_decay"])
@@ -105,6 +107,15 @@ def build_training(settings: dict[str, Any], model: Any, steps_per_epoch: int) -
     except (ValueError, TypeError) as error:
         raise UsageError(f"--optimizer {settings['optimizer']} --scheduler "
                          f"{settings['scheduler']} --lr {settings['lr']:g}: {error}") from None
+    saved = (resume_state or {}).get("scheduler") or {}
+    planned = getattr(scheduler, "total_steps", None)
+    if planned is not None and "total_steps" in saved and saved["total_steps"] != planned:
+        epochs = saved["total_steps"] // max(steps_per_epoch, 1)
+        raise UsageError(f"--resume: the checkpoint's one-cycle schedule was planned for "
+                         f"{saved['total_steps']} steps ({epochs} epochs); --epochs "
+                         f"{settings['epochs']} would need {planned}, and a one-cycle schedule "
+                         f"cannot be stretched. Resume with --epochs {epochs}, or start a new "
+                         f"run")
     return optimizer, scheduler
 
 

@@ -1,5 +1,5 @@
 """The ``handgrad`` command: ``handgrad train``, ``handgrad gradcheck``, ``handgrad bench``,
-``handgrad export``.
+``handgrad inspect``, ``handgrad export``.
 
 ``handgrad train`` with no arguments trains the small CNN on scikit-learn's 8×8 digits
 (a stratified 20% test split held out, 10% of the rest for validation) and ends with a
@@ -14,7 +14,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import export
 from .common import (
     DATASETS,
     DEFAULT_DATASET,
@@ -25,6 +24,8 @@ from .common import (
     UsageError,
     blas_threads,
 )
+from .export import add_parser as add_export_parser
+from .inspect import add_parser as add_inspect_parser
 
 
 # ---------------------------------------------------------------------------- parser
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="handgrad",
         description="handgrad: deep learning on NumPy with hand-written gradients.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,bench,export}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,gradcheck,bench,inspect,export}")
     sub.required = True
 
     train = sub.add_parser(
@@ -83,10 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gradcheck", help="check every layer and loss against numerical gradients",
                    description="Gradient-check one small float64 instance of every public "
                                "layer and loss; exit status 1 if any check fails.")
+    add_inspect_parser(sub)
     # Every option after "bench" (also --help) goes to `python -m benchmarks`.
     sub.add_parser("bench", help="run the benchmarks side by side with PyTorch "
                                  "(options go to python -m benchmarks)", add_help=False)
-    export.add_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -136,8 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with blas_threads(args):
                 return run_train(args)
+        if args.command == "inspect":
+            from .inspect import run_inspect
+
+            return run_inspect(args)
         if args.command == "export":
-            return export.run_export(args)
+            from .export import run_export
+
+            return run_export(args)
         if args.command == "gradcheck":
             from .gradcheck import run_gradcheck
 

@@ -108,7 +108,7 @@ def run_text(args: argparse.Namespace, settings: dict[str, Any],
                                           SEQ_LEN))
     lm = CharLM(len(vocab), embedding_dim=32, hidden_size=HIDDEN_SIZE, rng=args.seed)
     model = StatefulLM(lm)
-    optimizer, scheduler = build_training(settings, model, len(train_batches))
+    optimizer, scheduler = build_training(settings, model, len(train_batches), resume_state)
     say(f"handgrad train: charlstm (LSTM {HIDDEN_SIZE}, vocabulary of {len(vocab)} characters) "
         f"on {len(ids):,} characters of {source}: truncated BPTT over chunks of {SEQ_LEN}, "
         f"{batch_size} streams, {settings['epochs']} epochs, {settings['optimizer']} "

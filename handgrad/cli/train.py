@@ -228,7 +228,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(model_name, x_train.shape, num_classes, rng)
     loader = make_loader(x_train, y_train, settings["batch_size"], seed=args.seed + 2,
                          augment=dataset == "cifar10", replicas=replicas, rank=rank)
-    optimizer, scheduler = build_training(settings, model, len(loader))
+    optimizer, scheduler = build_training(settings, model, len(loader), resume_state)
     if replicas > 1:  # the optimizer holds the same Parameter objects
         model = DistributedDataParallel(convert_sync_batchnorm(model))
     n_params = sum(p.size for p in model.parameters())

@@ -91,6 +91,9 @@ def find_non_finite(model: Layer, loss_fn: Any, x: Any, y: Any) -> str:
             return grad
         return run
 
+    # a hooked layer has its hook dispatch in the same slots: put it back afterwards
+    previous = [{k: module.__dict__[k] for k in ("forward", "backward") if k in module.__dict__}
+                for _, module in modules]
     for name, module in modules:
         object.__setattr__(module, "forward", traced_forward(name, module, module.forward))
         object.__setattr__(module, "backward", traced_backward(name, module, module.backward))
@@ -100,9 +103,10 @@ def find_non_finite(model: Layer, loss_fn: Any, x: Any, y: Any) -> str:
     except Exception as error:  # the diagnosis must not hide the original problem
         return f"(the diagnostic re-run itself failed: {type(error).__name__}: {error})"
     finally:
-        for _, module in modules:
+        for (_, module), saved in zip(modules, previous):
             module.__dict__.pop("forward", None)
             module.__dict__.pop("backward", None)
+            module.__dict__.update(saved)
     if message is not None:
         return message
     return "no layer produced a non-finite value when the batch was re-run"

@@ -92,6 +92,16 @@ def test_resume_from_other_architecture_reports_keys_and_shapes(capsys, tmp_path
     assert re.search(r"0\.weight: expected shape \(16, 1, 3, 3\), got \(256, 64\)", err)
 
 
+def test_resuming_a_one_cycle_run_with_more_epochs_is_a_usage_error(capsys, tmp_path):
+    common = ["--max-samples", "200", "--quiet", "--scheduler", "onecycle"]
+    assert run(capsys, "train", *common, "--epochs", "1", "--checkpoint-dir",
+               str(tmp_path))[0] == 0
+    status, out, err = run(capsys, "train", *common, "--epochs", "2", "--resume",
+                           str(tmp_path))
+    assert status == 2 and "Traceback" not in err
+    assert "one-cycle schedule was planned for" in err and "--epochs 1" in err
+
+
 def test_corrupt_checkpoint_exits_2(capsys, tmp_path):
     bad = tmp_path / "last.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
@@ -196,3 +206,44 @@ def test_resnet20_on_cifar10_binary_batches(capsys, tmp_path):
                            "--quiet", "--threads", "1")
     assert status == 0, err
     assert "resnet20 on cifar10: test accuracy" in out and "test set of 8" in out
+
+
+def test_inspect_a_trained_checkpoint_end_to_end(capsys, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    assert run(capsys, "train", "--max-samples", "150", "--epochs", "1", "--quiet",
+               "--checkpoint-dir", str(ckpt))[0] == 0
+    status, out, _ = run(capsys, "inspect", str(ckpt), "--out", str(tmp_path / "plots"),
+                         "--samples", "16", "--images", "3", "--steps", "8", "--check")
+    assert status == 0
+    assert "handgrad inspect: cnn from" in out and "BatchNorm2d" in out
+    assert "completeness error" in out
+    assert "first layer whose backward disagrees: none" in out
+    for name in ("gradient_flow.png", "saliency.png", "integrated_gradients.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000, name
+
+
+def test_inspect_recognises_the_architecture_and_refuses_bad_input(capsys, tmp_path):
+    from handgrad.cli.inspect import load_model
+
+    state = handgrad.models.mlp(64, (32, 16), 10, rng=0).state_dict()
+    name, model = load_model(state, None)
+    assert name == "mlp" and [p.shape for p in model.parameters()][2] == (16, 32)
+    assert load_model(handgrad.models.lenet5(rng=0).state_dict(), None)[0] == "lenet5"
+    status, _, err = run(capsys, "inspect", str(tmp_path / "missing.npz"))
+    assert status == 2 and "does not exist" in err
+
+
+def test_inspect_a_charlstm_checkpoint(capsys, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    assert run(capsys, "train", "--model", "charlstm", "--dataset", "text", "--max-samples",
+               "12000", "--epochs", "1", "--quiet", "--checkpoint-dir", str(ckpt))[0] == 0
+    status, out, err = run(capsys, "inspect", str(ckpt), "--max-samples", "12000", "--out",
+                           str(tmp_path / "plots"), "--samples", "4", "--images", "2",
+                           "--steps", "4")
+    assert status == 0, err
+    assert "handgrad inspect: charlstm" in out and "LSTM BPTT profile over 64 steps" in out
+    assert "completeness error" in out
+    for name in ("gradient_flow.png", "tokens.png", "bptt.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000, name
+    status, _, err = run(capsys, "inspect", str(ckpt), "--max-samples", "3000")
+    assert status == 2 and "vocabulary" in err
