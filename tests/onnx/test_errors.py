@@ -164,3 +164,15 @@ def test_import_handgrad_does_not_import_onnx():
 def test_module_list_has_no_forward_to_export(tmp_path):
     with pytest.raises(UnsupportedLayerError, match="ModuleList at \\(model\\)"):
         export(hg.ModuleList([hg.ReLU()]), np.zeros(3, np.float32), tmp_path / "m.onnx")
+
+
+def test_every_public_layer_has_a_converter():
+    """Every class in handgrad.layers.__all__ converts (containers without a forward
+    excepted): a new layer needs one small function in handgrad/onnx (see
+    register_converter) and a case in tests/onnx."""
+    from handgrad.onnx._graph import CONVERTERS
+
+    no_forward = {"ModuleList", "ModuleDict"}
+    missing = [name for name in hg.layers.__all__
+               if name not in no_forward and getattr(hg.layers, name) not in CONVERTERS]
+    assert not missing, f"no ONNX converter for {', '.join(missing)}"
