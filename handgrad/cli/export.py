@@ -1,8 +1,8 @@
 """``handgrad export CHECKPOINT OUT.onnx``: a model trained by ``handgrad train`` as ONNX.
 
 A checkpoint holds the model's state_dict, not its name: the model is recognised from the
-names and shapes of its entries (``--model`` names it explicitly), rebuilt as
-``handgrad train`` builds it, loaded, exported with ``handgrad.onnx.export`` (any batch
+names and shapes of its entries as ``handgrad inspect`` does (``--model`` names it), loaded,
+exported with ``handgrad.onnx.export`` (any batch
 size; any sequence length for ``charlstm``) and, when ONNX Runtime is installed, run once
 on random input to check that its outputs equal handgrad's.
 """
@@ -19,7 +19,6 @@ from .common import MODELS, UsageError
 
 # the image size each model is trained on by ``handgrad train``
 IMAGE_SIZE = {"cnn": 8, "lenet5": 28, "resnet20": 32}
-CHARLM_PREFIX = "lm."
 
 
 def checkpoint_state(path: str) -> dict[str, np.ndarray]:
@@ -44,58 +43,27 @@ def checkpoint_state(path: str) -> dict[str, np.ndarray]:
     return state
 
 
-def detect_model(state: dict[str, np.ndarray]) -> str:
-    """Which ``handgrad train`` model the state_dict is, from its names and shapes."""
-    if any(k.startswith(CHARLM_PREFIX) for k in state):
-        return "charlstm"
-    if "conv1.weight" in state and "layer1.0.body.conv1.weight" in state:
-        return "resnet20"
-    first = state.get("0.weight")
-    if first is not None and first.ndim == 2:
-        return "mlp"
-    if first is not None and first.ndim == 4:
-        return "cnn" if "1.running_mean" in state else "lenet5"
-    raise UsageError("cannot tell which model the checkpoint holds (its entries start with "
-                     f"{sorted(state)[:3]}); give --model")
+def rebuild(state: dict[str, np.ndarray], name: str | None, with_state: bool = False
+            ) -> tuple[str, Any, tuple, dict]:
+    """The model (as ``handgrad inspect`` recognises it), an example input and the extra
+    dynamic axes for export."""
+    from .inspect import load_model
 
-
-def _num_classes(state: dict[str, np.ndarray]) -> int:
-    last = [k for k in state if k.endswith(".weight") and state[k].ndim == 2][-1]
-    return int(state[last].shape[0])
-
-
-def rebuild(name: str, state: dict[str, np.ndarray], with_state: bool = False
-            ) -> tuple[Any, tuple, dict, dict]:
-    """The model, an example input, the extra dynamic axes for export, and the weights."""
+    name, model = load_model(state, name)
     if name == "charlstm":
-        from ..models import CharLM
-
-        inner = {k[len(CHARLM_PREFIX):]: v for k, v in state.items()
-                 if k.startswith(CHARLM_PREFIX)}
-        try:
-            vocab, dim = inner["embedding.weight"].shape
-            hidden = inner["rnn.weight_hh_l0"].shape[1]
-            cell = "lstm" if inner["rnn.weight_hh_l0"].shape[0] == 4 * hidden else "gru"
-            layers = sum(1 for k in inner if k.startswith("rnn.weight_ih_l"))
-        except KeyError as error:
-            raise UsageError(f"the checkpoint is not a charlstm: no entry {error}") from None
-        model = CharLM(vocab, dim, hidden, layers, cell=cell)
+        model = model.lm  # the CharLM inside handgrad train's stateful wrapper
         example: tuple = (np.zeros((1, 16), np.int64),)
         if with_state:  # inputs h_0 (and c_0): continue a stream one chunk at a time
-            h = np.zeros((layers, 1, hidden), np.float32)
-            example += ((h, h) if cell == "lstm" else h,)
-        return model, example, {1: "T"}, inner
-    from .train import build_model
-
-    num_classes = _num_classes(state)
+            rnn = model.rnn
+            h = np.zeros((rnn.num_layers, 1, rnn.hidden_size), np.float32)
+            example += ((h, h) if rnn.mode == "lstm" else h,)
+        return name, model, example, {1: "T"}
     if name == "mlp":
-        shape = (1, int(state["0.weight"].shape[1])) if "0.weight" in state else (1, 64)
+        shape: tuple[int, ...] = (1, model[0].in_features)
     else:
-        first = state.get("conv1.weight" if name == "resnet20" else "0.weight")
-        channels = 1 if first is None or first.ndim != 4 else int(first.shape[1])
-        shape = (1, channels, IMAGE_SIZE[name], IMAGE_SIZE[name])
-    model = build_model(name, shape, num_classes, np.random.default_rng(0))
-    return model, (np.zeros(shape, np.float32),), {}, state
+        first = model.conv1 if name == "resnet20" else model[0]
+        shape = (1, first.in_channels, IMAGE_SIZE[name], IMAGE_SIZE[name])
+    return name, model, (np.zeros(shape, np.float32),), {}
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -106,15 +74,11 @@ def run_export(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise UsageError(f"{error} (pip install handgrad[onnx])") from None
     state = checkpoint_state(args.checkpoint)
-    name = args.model or detect_model(state)
+    if args.with_state and args.model not in (None, "charlstm"):
+        raise UsageError(f"--with-state is for the recurrent charlstm, not {args.model}")
+    name, model, example, dynamic_axes = rebuild(state, args.model, args.with_state)
     if args.with_state and name != "charlstm":
         raise UsageError(f"--with-state is for the recurrent charlstm, not {name}")
-    model, example, dynamic_axes, weights = rebuild(name, state, args.with_state)
-    try:
-        model.load_state_dict(weights)
-    except (ValueError, KeyError) as error:
-        raise UsageError(f"the checkpoint does not hold a {name} model as handgrad train "
-                         f"builds it: {error}") from None
     out = Path(args.output)
     if out.parent and not out.parent.exists():
         raise UsageError(f"output folder {out.parent} does not exist")

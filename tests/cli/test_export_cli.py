@@ -118,7 +118,7 @@ def test_export_errors(capsys, tmp_path):
     handgrad.save(models.lenet5().state_dict(), tmp_path / "lenet.npz")
     status, _, err = run(capsys, "export", str(tmp_path / "lenet.npz"), str(tmp_path / "m.onnx"),
                          "--model", "resnet20")
-    assert status == 2 and "does not hold a resnet20 model" in err
+    assert status == 2 and "does not fit --model resnet20" in err
     status, _, err = run(capsys, "export", str(tmp_path / "lenet.npz"),
                          str(tmp_path / "no" / "m.onnx"))
     assert status == 2 and "does not exist" in err
