@@ -3,7 +3,7 @@
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Identity, Linear
@@ -23,6 +23,6 @@ __all__ = [
     "Residual", "Sequential", "Dropout", "Identity", "Linear", "Flatten", "Unflatten",
     "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
-    "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GlobalAvgPool2d",
 ]

@@ -32,7 +32,7 @@ Pair = tuple[int, int]
 Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 __all__ = [
-    "pair", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
+    "pair", "single", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
     "window_slice", "window_view", "im2col", "col2im", "ceil_extra", "im2col_wide",
     "col2im_wide", "ColumnFrame", "strip_period", "pack_strip", "strip_images",
 ]
@@ -52,6 +52,18 @@ def pair(value: Any, name: str = "value", who: str = "window", minimum: int = 1)
         bound = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{who}: expected {bound} {name}, got {value!r}")
     return values
+
+
+def single(value: Any, name: str = "value", who: str = "window", minimum: int = 1) -> int:
+    """``v`` for an int ``v`` or a 1-tuple ``(v,)`` (PyTorch's 1-d arguments), ``>= minimum``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < minimum:
+            bound = "positive" if minimum == 1 else f">= {minimum}"
+            raise ValueError(f"{who}: expected {bound} {name}, got {value!r}")
+        return int(value)
+    raise ValueError(f"{who}: expected {name} as an int or a 1-tuple of ints, got {value!r}")
 
 
 def resolve_padding(padding: Any, kernel_size: Pair, stride: Pair = (1, 1),
