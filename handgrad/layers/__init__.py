@@ -1,6 +1,13 @@
 """Layers, one module per family."""
 
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .adaptive_pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    GlobalAvgPool2d,
+)
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv1d, Conv2d
@@ -8,15 +15,10 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
-from .pooling import (
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
-    AvgPool2d,
-    GlobalAvgPool2d,
-    MaxPool2d,
-)
+from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
+from .unpooling import MaxUnpool1d, MaxUnpool2d
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
@@ -24,5 +26,6 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Embedding",
     "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-    "GlobalAvgPool2d",
+    "GlobalAvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
+    "MaxUnpool1d", "MaxUnpool2d",
 ]

@@ -103,11 +103,13 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int | Pair = 0
     """
     before, after = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
     span = size + before + after - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
+        return span // stride + 1 if span >= 0 else 0
+    # ceil(span / stride), floored as PyTorch does: a window that overhangs the padded
+    # input by less than a stride still counts.
+    out = (span + stride - 1) // stride + 1
+    if out < 1:
+        return 0
     if (out - 1) * stride >= size + before:
         out -= 1
     return out
