@@ -32,6 +32,7 @@ from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
 from .unpooling import MaxUnpool1d, MaxUnpool2d
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
@@ -44,4 +45,5 @@ __all__ = [
     "MaxUnpool1d", "MaxUnpool2d",
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
+    "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
 ]
