@@ -155,7 +155,57 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
     for name, make in optional.items():
         if hasattr(L, name):
             recipes[name] = [make]
+    recipes.update(_conv_family_recipes(r))
     return recipes
+
+
+def _conv_family_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """Convolution, pooling, padding and upsampling layers beyond Conv2d and the 2-d pools."""
+    def one(label: str, make: Callable[[], Layer], x: Callable[[], np.ndarray],
+            args: Callable[[], tuple] = tuple) -> list[Callable[[], Check]]:
+        return [lambda: Check(label, make(), x(), args())]
+
+    pad = {f"{kind}{d}d": one(f"{kind}{d}d", lambda kind=kind, d=d: getattr(L, f"{kind}{d}d")(
+        *((1, 2.0) if kind == "ConstantPad" else (1,))), lambda d=d: _normal(r, 2, 2, *(4,) * d))
+        for kind in ("ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad",
+                     "CircularPad") for d in (1, 2)}
+    pooled = L.MaxPool2d(2, return_indices=True)(_distinct(r, 1, 2, 4, 4))[1]
+    pooled1 = L.MaxPool1d(2, return_indices=True)(_distinct(r, 1, 2, 6))[1]
+    recipes = {
+        **pad,
+        "Conv1d": one("Conv1d(2, 3, 3, padding=1, padding_mode='reflect')",
+                      lambda: L.Conv1d(2, 3, 3, padding=1, padding_mode="reflect", rng=r),
+                      lambda: _normal(r, 2, 2, 6)),
+        "ConvTranspose2d": one("ConvTranspose2d(2, 4, 3, stride=2, groups=2)",
+                               lambda: L.ConvTranspose2d(2, 4, 3, stride=2, groups=2, rng=r),
+                               lambda: _normal(r, 2, 2, 3, 3)),
+        "ConvTranspose1d": one("ConvTranspose1d(2, 3, 3, stride=2, output_padding=1)",
+                               lambda: L.ConvTranspose1d(2, 3, 3, stride=2, output_padding=1,
+                                                         rng=r),
+                               lambda: _normal(r, 2, 2, 4)),
+        "MaxPool1d": one("MaxPool1d(3, stride=2, padding=1)", lambda: L.MaxPool1d(3, 2, 1),
+                         lambda: _distinct(r, 2, 2, 7)),
+        "AvgPool1d": one("AvgPool1d(3, 2, ceil_mode=True)",
+                         lambda: L.AvgPool1d(3, 2, ceil_mode=True), lambda: _normal(r, 2, 2, 6)),
+        "AdaptiveAvgPool1d": one("AdaptiveAvgPool1d(3)", lambda: L.AdaptiveAvgPool1d(3),
+                                 lambda: _normal(r, 2, 2, 7)),
+        "AdaptiveMaxPool1d": one("AdaptiveMaxPool1d(3)", lambda: L.AdaptiveMaxPool1d(3),
+                                 lambda: _distinct(r, 2, 2, 7)),
+        "MaxUnpool2d": one("MaxUnpool2d(2)", lambda: L.MaxUnpool2d(2),
+                           lambda: _normal(r, 1, 2, 2, 2), lambda: (pooled,)),
+        "MaxUnpool1d": one("MaxUnpool1d(2)", lambda: L.MaxUnpool1d(2),
+                           lambda: _normal(r, 1, 2, 3), lambda: (pooled1,)),
+        "Upsample": one("Upsample(scale_factor=1.5, mode='bilinear')",
+                        lambda: L.Upsample(scale_factor=1.5, mode="bilinear"),
+                        lambda: _normal(r, 1, 2, 3, 4)),
+        "UpsamplingNearest2d": one("UpsamplingNearest2d(size=(5, 3))",
+                                   lambda: L.UpsamplingNearest2d(size=(5, 3)),
+                                   lambda: _normal(r, 1, 2, 3, 2)),
+        "UpsamplingBilinear2d": one("UpsamplingBilinear2d(scale_factor=2)",
+                                    lambda: L.UpsamplingBilinear2d(scale_factor=2),
+                                    lambda: _normal(r, 1, 2, 3, 2)),
+    }
+    return {name: makers for name, makers in recipes.items() if hasattr(L, name)}
 
 
 def _loss_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
