@@ -11,6 +11,7 @@ from .adaptive_pooling import (
 from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Residual, Sequential
 from .conv import Conv1d, Conv2d
+from .conv3d import Conv3d
 from .conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout
 from .embedding import Embedding
@@ -29,6 +30,7 @@ from .padding import (
     ZeroPad2d,
 )
 from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .pooling3d import AvgPool3d, MaxPool3d
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
 from .unpooling import MaxUnpool1d, MaxUnpool2d
@@ -45,5 +47,5 @@ __all__ = [
     "MaxUnpool1d", "MaxUnpool2d",
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
-    "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+    "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Conv3d", "MaxPool3d", "AvgPool3d",
 ]

@@ -188,7 +188,7 @@ class Conv2d(Layer):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
         if isinstance(self.padding, str):
-            s += f", padding={self.padding!r}"
+            s += f", padding={self.padding}"
         elif any(self.padding):
             s += f", padding={self.padding}"
         if any(d != 1 for d in self.dilation):
