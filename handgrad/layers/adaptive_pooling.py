@@ -66,8 +66,8 @@ class _AdaptivePool2d(Layer):
         super().__init__()
         name = type(self).__name__
         self._size2 = _adaptive_size(output_size, name, self._dims)
-        self.output_size = output_size if self._dims == 1 or not isinstance(
-            output_size, list) else tuple(output_size)
+        # 2-d: the (OH, OW) pair (None keeps an input size); 1-d: L_out, as PyTorch keeps it
+        self.output_size = self._size2 if self._dims == 2 else self._size2[1]
         self._cache = None
 
     def _out_hw(self, x: NDArray) -> tuple[int, int]:
@@ -81,7 +81,8 @@ class _AdaptivePool2d(Layer):
         return x, unbatched
 
     def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+        size = self._size2 if self._dims == 2 else self._size2[1:]
+        return f"output_size={size[0] if len(set(size)) == 1 else size}"
 
 
 class AdaptiveAvgPool2d(_AdaptivePool2d):
