@@ -1,11 +1,13 @@
-"""Resampling: Upsample (nearest, nearest-exact, linear, bilinear), UpsamplingNearest2d,
-UpsamplingBilinear2d.
+"""Resampling: Upsample (nearest, nearest-exact, linear, bilinear, bicubic, trilinear),
+UpsamplingNearest2d, UpsamplingBilinear2d.
 
-Both modes are separable: along each spatial axis, output position ``q`` reads one source
-position (nearest) or two neighbours with weights (linear), the same for every row::
+Every mode is separable: along each spatial axis, output position ``q`` reads one source
+position (nearest), two neighbours with weights (linear) or four (cubic), the same for
+every row::
 
     nearest:  y[..., q] = x[..., src[q]]
     linear:   y[..., q] = (1 - l[q]) * x[..., i0[q]] + l[q] * x[..., i1[q]]
+    cubic:    y[..., q] = sum_{k<4} w_k[q] * x[..., clamp(floor(src[q]) - 1 + k)]
 
 Backward adds each output's gradient (times its weight) onto the source it read. The
 source indices grow with ``q``, so the outputs reading one source are one contiguous run,
@@ -26,7 +28,9 @@ from ..layer import Layer
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
-MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2}
+# mode -> the number of spatial axes it needs (None: any of 1-3)
+MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "bicubic": 2,
+         "trilinear": 3}
 
 Taps = list[tuple[NDArray, NDArray | None]]  # per axis: (source indices, weights or None)
 
@@ -56,6 +60,31 @@ def _linear_taps(size: int, out: int, scale: float | None, align_corners: bool,
     i1 = i0 + (i0 < size - 1)
     lam = (src - i0).astype(dtype)
     return [(i0, 1 - lam), (i1, lam)]
+
+
+def _cubic_taps(size: int, out: int, scale: float | None, align_corners: bool,
+                dtype) -> Taps:
+    """Four neighbours ``floor(src) - 1 .. + 2`` (clamped to the axis) with Keys' cubic
+    convolution weights (A = -0.75), as PyTorch's bicubic kernel."""
+    q = np.arange(out, dtype=np.float64)
+    if align_corners:
+        src = q * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    else:  # not clamped at 0 for cubic
+        src = (q + 0.5) * (1.0 / scale if scale else size / out) - 0.5
+    base = np.floor(src)
+    t = src - base
+    A = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    base = base.astype(np.int64)
+    return [(np.clip(base - 1 + k, 0, size - 1), w.astype(dtype))
+            for k, w in enumerate(weights)]
 
 
 def _resample_axis(x: NDArray, axis: int, taps: Taps) -> NDArray:
@@ -90,8 +119,9 @@ class Upsample(Layer):
     """Resize the spatial axes, as ``torch.nn.Upsample``.
 
     ``nearest``: ``y[..., q] = x[..., min(floor(q * in/out), in-1)]`` per axis
-    (``nearest-exact``: ``floor((q + 0.5) * in/out)``). ``linear`` (3-d input) /
-    ``bilinear`` (4-d input): interpolation between the two nearest source positions,
+    (``nearest-exact``: ``floor((q + 0.5) * in/out)``). ``linear`` (3-d input),
+    ``bilinear`` (4-d), ``trilinear`` (5-d): interpolation between the two nearest source
+    positions (``bicubic``: Keys' cubic over four, A = -0.75, edges clamped),
     ``src = q * (in-1)/(out-1)`` with ``align_corners`` else ``(q + 0.5) * in/out - 0.5``
     (clamped at 0). With ``scale_factor`` (and ``recompute_scale_factor`` not True) the
     ratio ``in/out`` is ``1/scale_factor``, as in PyTorch.
@@ -99,13 +129,15 @@ class Upsample(Layer):
     Args:
         size: output size, ``L`` / ``(H, W)`` (or one int for every axis).
         scale_factor: multiplier per axis (a float or a tuple), output ``floor(in * s)``.
-        mode: ``'nearest'`` (default), ``'nearest-exact'``, ``'linear'``, ``'bilinear'``.
-        align_corners: for the linear modes only (default False).
+        mode: ``'nearest'`` (default), ``'nearest-exact'``, ``'linear'``, ``'bilinear'``,
+            ``'bicubic'``, ``'trilinear'``.
+        align_corners: for the interpolating modes only (default False).
         recompute_scale_factor: compute the ratio from the output size instead.
 
     Shape:
-        - input: ``(N, C, L)`` or ``(N, C, H, W)`` (linear: 3-d only, bilinear: 4-d only;
-          batched only, as PyTorch's ``interpolate``)
+        - input: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` (linear: 3-d only,
+          bilinear and bicubic: 4-d, trilinear: 5-d; batched only, as PyTorch's
+          ``interpolate``)
         - output: the same with the new spatial size
 
     Forward caches the input's spatial size and the per-axis source indices and weights.
@@ -122,7 +154,7 @@ class Upsample(Layer):
                              f"size={size!r}, scale_factor={scale_factor!r}")
         if align_corners is not None and MODES[mode] is None:
             raise ValueError(f"{name}: align_corners can only be set with the interpolating "
-                             f"modes 'linear' and 'bilinear', got mode {mode!r}")
+                             f"modes (linear, bilinear, bicubic, trilinear), got mode {mode!r}")
         self.name = name
         self.size = tuple(size) if isinstance(size, list) else size
         self.scale_factor = tuple(float(s) for s in scale_factor) if isinstance(
@@ -156,8 +188,9 @@ class Upsample(Layer):
     def forward(self, x: NDArray) -> NDArray:
         x = as_float_input(self, x)
         need = MODES[self.mode]
-        if x.ndim not in (3, 4) or (need is not None and x.ndim != need + 2):
-            form = {None: "(N, C, L) or (N, C, H, W)", 1: "(N, C, L)", 2: "(N, C, H, W)"}[need]
+        if x.ndim not in (3, 4, 5) or (need is not None and x.ndim != need + 2):
+            form = {None: "(N, C, L), (N, C, H, W) or (N, C, D, H, W)", 1: "(N, C, L)",
+                    2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[need]
             raise ValueError(f"{self.describe()}: expected input of shape {form} (as "
                              f"torch.nn.functional.interpolate), got {x.shape}")
         d = x.ndim - 2
@@ -167,6 +200,8 @@ class Upsample(Layer):
         for n, o, s in zip(in_size, out_size, scales):
             if MODES[self.mode] is None:
                 taps.append(_nearest_taps(n, o, s, self.mode == "nearest-exact"))
+            elif self.mode == "bicubic":
+                taps.append(_cubic_taps(n, o, s, bool(self.align_corners), x.dtype))
             else:
                 taps.append(_linear_taps(n, o, s, bool(self.align_corners), x.dtype))
         y = x
