@@ -17,6 +17,7 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .fold import Fold, PixelShuffle, PixelUnshuffle, Unfold
 from .linear import Identity, Linear
+from .lp_pooling import LPPool1d, LPPool2d, LPPool3d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .padding import (
     CircularPad1d,
@@ -49,5 +50,5 @@ __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Conv3d", "MaxPool3d", "AvgPool3d",
-    "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle",
+    "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle", "LPPool1d", "LPPool2d", "LPPool3d",
 ]

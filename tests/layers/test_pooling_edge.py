@@ -206,3 +206,28 @@ def test_max_pool1d_contract_and_unpool_errors():
         AdaptiveAvgPool1d((2, 2))
     with pytest.raises(ValueError, match="at most half the kernel"):
         MaxPool1d(2, padding=2)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@given(data=st.data())
+def test_lp_pools_match_torch_and_numerical_gradients(dims, data, check_gradients):
+    from handgrad.layers import LPPool1d, LPPool2d, LPPool3d
+
+    cls = {1: LPPool1d, 2: LPPool2d, 3: LPPool3d}[dims]
+    k = data.draw(st.integers(1, 3 if dims < 3 else 2))
+    args = (data.draw(st.sampled_from([1, 2, 3, 1.5])), k)
+    kwargs = dict(stride=data.draw(st.sampled_from([None, 1, 2])),
+                  ceil_mode=data.draw(st.booleans()))
+    shape = data.draw(st.sampled_from([(), (2,)])) + (2,) + tuple(
+        data.draw(st.integers(k, 4)) for _ in range(dims))
+    x = np.random.default_rng(data.draw(st.integers(0, 2**16))).uniform(0.2, 2.0, shape)
+    layer = cls(*args, **kwargs)
+    y = layer(x)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    grad_x = layer.backward(g)
+    module = getattr(torch.nn, cls.__name__)(*args, **kwargs)
+    y_t, gx_t = torch_grad(module, x, g)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(grad_x, gx_t, rtol=RTOL, atol=ATOL)
+    assert repr(layer) == repr(module)
+    check_gradients(cls(*args, **kwargs), x)
