@@ -13,6 +13,7 @@ from .container import Residual, Sequential
 from .conv import Conv1d, Conv2d
 from .conv3d import Conv3d
 from .conv_transpose import ConvTranspose1d, ConvTranspose2d
+from .conv_transpose3d import ConvTranspose3d
 from .dropout import Dropout
 from .embedding import Embedding
 from .fold import Fold, PixelShuffle, PixelUnshuffle, Unfold
@@ -51,4 +52,5 @@ __all__ = [
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Conv3d", "MaxPool3d", "AvgPool3d",
     "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle", "LPPool1d", "LPPool2d", "LPPool3d",
+    "ConvTranspose3d",
 ]

@@ -29,21 +29,23 @@ from ..ops.window import col2im, im2col, pair, single
 from ..parameter import Parameter
 from ..random import resolve_rng
 
-__all__ = ["ConvTranspose2d", "ConvTranspose1d"]
+__all__ = ["ConvTranspose2d", "ConvTranspose1d", "as_columns", "from_columns"]
 
 
-def _as_columns(x: NDArray, groups: int) -> NDArray:
-    """(N, C, H, W) as per-group columns (G, C/G, N*H*W)."""
-    N, C, H, W = x.shape
-    cols = x.reshape(N, groups, C // groups, H * W).transpose(1, 2, 0, 3)
-    return cols.reshape(groups, C // groups, N * H * W)
+def as_columns(x: NDArray, groups: int) -> NDArray:
+    """(N, C, *spatial) as per-group columns (G, C/G, N*prod(spatial))."""
+    N, C = x.shape[:2]
+    S = int(np.prod(x.shape[2:]))
+    cols = x.reshape(N, groups, C // groups, S).transpose(1, 2, 0, 3)
+    return cols.reshape(groups, C // groups, N * S)
 
 
-def _from_columns(cols: NDArray, shape: tuple[int, int, int, int]) -> NDArray:
-    """Inverse of :func:`_as_columns`: (G, C/G, N*H*W) back to (N, C, H, W)."""
-    N, C, H, W = shape
+def from_columns(cols: NDArray, shape: tuple[int, ...]) -> NDArray:
+    """Inverse of :func:`as_columns`: (G, C/G, N*S) back to (N, C, *spatial)."""
+    N, C = shape[:2]
     G = cols.shape[0]
-    return cols.reshape(G, C // G, N, H * W).transpose(2, 0, 1, 3).reshape(shape)
+    S = int(np.prod(shape[2:]))
+    return cols.reshape(G, C // G, N, S).transpose(2, 0, 1, 3).reshape(shape)
 
 
 class ConvTranspose2d(Layer):
@@ -186,7 +188,7 @@ class ConvTranspose2d(Layer):
                              f"empty output {out_hw} (padding {self.padding} is too large)")
         K = O // G * self._kernel2[0] * self._kernel2[1]
         w = self.weight.data.reshape(G, C // G, K)
-        cols = np.matmul(w.transpose(0, 2, 1), _as_columns(x, G))  # (G, O/G*kh*kw, N*H*W)
+        cols = np.matmul(w.transpose(0, 2, 1), as_columns(x, G))  # (G, O/G*kh*kw, N*H*W)
         y_full = col2im(cols.reshape(G * K, N * H * W), (N, O) + full, self._kernel2,
                         self._stride2, self._dilation2)
         y = np.zeros((N, O) + out_hw, dtype=x.dtype)
@@ -217,12 +219,12 @@ class ConvTranspose2d(Layer):
             grad_b = channel_sum(grad_out) if N else np.zeros(O, grad_out.dtype)
             self.bias.accumulate_grad(grad_b, fresh=True)
         if self.weight.requires_grad:  # dL/dW = xcols @ gcols^T, per group
-            grad_w = np.matmul(_as_columns(x, G), gcols.transpose(0, 2, 1))
+            grad_w = np.matmul(as_columns(x, G), gcols.transpose(0, 2, 1))
             self.weight.accumulate_grad(grad_w.reshape(self.weight.data.shape), fresh=True)
         if not self.needs_input_grad:
             return None
         w = self.weight.data.reshape(G, C // G, K)
-        grad_x = _from_columns(np.matmul(w, gcols), x.shape)  # dL/dx = Wm @ gcols
+        grad_x = from_columns(np.matmul(w, gcols), x.shape)  # dL/dx = Wm @ gcols
         return self._output(grad_x, unbatched)
 
     def _on_dtype_change(self, dtype: np.dtype) -> None:

@@ -107,3 +107,50 @@ def test_3d_errors():
         MaxPool3d(2, padding=2)
     with pytest.raises(ValueError, match="depth 1 .* too small"):
         Conv3d(1, 1, 2)(np.zeros((1, 1, 1, 4, 4), np.float32))
+
+
+@given(data=st.data())
+def test_conv_transpose3d_matches_torch_and_numerical_gradients(data, check_gradients):
+    from handgrad.layers import ConvTranspose3d
+
+    groups = data.draw(st.sampled_from([1, 2]))
+    cin, cout = groups, groups * data.draw(st.integers(1, 2))
+    kernel = tuple(data.draw(st.integers(1, 2)) for _ in range(3))
+    stride = tuple(data.draw(st.integers(1, 2)) for _ in range(3))
+    dilation = tuple(data.draw(st.integers(1, 2)) for _ in range(3))
+    output_padding = tuple(data.draw(st.integers(0, max(s, d) - 1))
+                           for s, d in zip(stride, dilation))
+    size = tuple(data.draw(st.integers(1, 3)) for _ in range(3))
+    full_h = (size[1] - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
+    padding = data.draw(st.sampled_from([0, (0, 1, 0)])) if full_h + output_padding[1] > 2 \
+        else 0
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding,
+                  groups=groups, bias=data.draw(st.booleans()), dilation=dilation)
+    x = np.random.default_rng(data.draw(st.integers(0, 2**16))).standard_normal(
+        data.draw(st.sampled_from([(), (2,)])) + (cin,) + size)
+    layer = ConvTranspose3d(cin, cout, kernel, **kwargs, dtype=np.float64, rng=0)
+    module = torch.nn.ConvTranspose3d(cin, cout, kernel, **kwargs).double()
+    to_torch_state(layer, module)
+    y = layer(x)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    grad_x = layer.backward(g)
+    y_t, gx_t = run_torch(module, x, g)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(grad_x, gx_t, rtol=RTOL, atol=ATOL)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, dict(module.named_parameters())[name].grad.numpy(),
+                                   rtol=RTOL, atol=ATOL, err_msg=name)
+    assert repr(layer) == repr(module)
+    check_gradients(ConvTranspose3d(cin, cout, kernel, **kwargs, dtype=np.float64, rng=1), x)
+
+
+def test_conv_transpose3d_empty_batch_and_output_size():
+    from handgrad.layers import ConvTranspose3d
+
+    layer = ConvTranspose3d(2, 3, 2, stride=2, rng=0)
+    y = layer(np.zeros((0, 2, 2, 3, 2), np.float32))
+    assert y.shape == (0, 3, 4, 6, 4)
+    assert layer.backward(np.zeros_like(y)).shape == (0, 2, 2, 3, 2)
+    assert layer(np.zeros((1, 2, 2, 3, 2), np.float32), (5, 7, 4)).shape == (1, 3, 5, 7, 4)
+    with pytest.raises(ValueError, match="output_size .* is not possible"):
+        layer(np.zeros((1, 2, 2, 3, 2), np.float32), (6, 6, 4))
