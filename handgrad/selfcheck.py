@@ -165,10 +165,13 @@ def _conv_family_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], 
             args: Callable[[], tuple] = tuple) -> list[Callable[[], Check]]:
         return [lambda: Check(label, make(), x(), args())]
 
-    pad = {f"{kind}{d}d": one(f"{kind}{d}d", lambda kind=kind, d=d: getattr(L, f"{kind}{d}d")(
-        *((1, 2.0) if kind == "ConstantPad" else (1,))), lambda d=d: _normal(r, 2, 2, *(4,) * d))
-        for kind in ("ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad",
-                     "CircularPad") for d in (1, 2)}
+    def padding(kind: str, d: int) -> list[Callable[[], Check]]:
+        args = (1, 2.0) if kind == "ConstantPad" else (1,)
+        return one(f"{kind}{d}d", lambda: getattr(L, f"{kind}{d}d")(*args),
+                   lambda: _normal(r, 2, 2, *(4 if d < 3 else 3,) * d))
+
+    pad = {f"{kind}{d}d": padding(kind, d) for d in (1, 2, 3) for kind in (
+        "ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad", "CircularPad")}
     pooled = L.MaxPool2d(2, return_indices=True)(_distinct(r, 1, 2, 4, 4))[1]
     pooled1 = L.MaxPool1d(2, return_indices=True)(_distinct(r, 1, 2, 6))[1]
     recipes = {

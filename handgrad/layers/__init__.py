@@ -23,14 +23,19 @@ from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .padding import (
     CircularPad1d,
     CircularPad2d,
+    CircularPad3d,
     ConstantPad1d,
     ConstantPad2d,
+    ConstantPad3d,
     ReflectionPad1d,
     ReflectionPad2d,
+    ReflectionPad3d,
     ReplicationPad1d,
     ReplicationPad2d,
+    ReplicationPad3d,
     ZeroPad1d,
     ZeroPad2d,
+    ZeroPad3d,
 )
 from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .pooling3d import AvgPool3d, MaxPool3d
@@ -52,5 +57,6 @@ __all__ = [
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Conv3d", "MaxPool3d", "AvgPool3d",
     "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle", "LPPool1d", "LPPool2d", "LPPool3d",
-    "ConvTranspose3d",
+    "ConvTranspose3d", "ZeroPad3d", "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d",
+    "CircularPad3d",
 ]

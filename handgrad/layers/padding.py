@@ -1,4 +1,4 @@
-"""Padding layers: Zero/Constant/Reflection/Replication/CircularPad, 1d and 2d.
+"""Padding layers: Zero/Constant/Reflection/Replication/CircularPad, 1d, 2d and 3d.
 
 Forward copies the input into the middle of a larger array and fills the border by the
 mode's rule; backward adds every border entry's gradient to the input entry it was copied
@@ -8,8 +8,9 @@ from (constant borders have none)::
     dL/dx = backprop_pad(grad_out, ...)   # the interior, plus the folded-back borders
 
 Both are ``handgrad.ops.padding``'s kernel, the same one ``Conv2d(padding_mode=...)`` uses.
-Arguments follow PyTorch: ``padding`` is an int or ``(left, right)`` for 1-d and
-``(left, right, top, bottom)`` for 2-d (last axis first).
+Arguments follow PyTorch: ``padding`` is an int or ``(left, right)`` for 1-d,
+``(left, right, top, bottom)`` for 2-d and ``(left, right, top, bottom, front, back)`` for
+3-d (last axis first).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..ops.padding import backprop_pad, pad
 __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
+    "ZeroPad3d", "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d", "CircularPad3d",
 ]
 
 
@@ -60,7 +62,8 @@ class _PadNd(Layer):
         x = as_float_input(self, x)
         d = self._dims
         if x.ndim not in (d + 1, d + 2):
-            form = "(N, C, L) or (C, L)" if d == 1 else "(N, C, H, W) or (C, H, W)"
+            form = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+                    3: "(N, C, D, H, W) or (C, D, H, W)"}[d]
             raise ValueError(f"{self.describe()}: expected input of shape {form}, got {x.shape}")
         y = pad(x, self._pads, self.mode, self.value, who=self.describe())
         if y is x:
@@ -226,3 +229,54 @@ class CircularPad1d(CircularPad2d):
     """
 
     _dims = 1
+
+
+class ConstantPad3d(ConstantPad2d):
+    """``ConstantPad2d`` for the last three axes, as ``torch.nn.ConstantPad3d``; padding
+    ``p`` or ``(left, right, top, bottom, front, back)``.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: each axis padded
+    """
+
+    _dims = 3
+
+
+class ZeroPad3d(ZeroPad2d):
+    """``ConstantPad3d(padding, 0.0)``, as ``torch.nn.ZeroPad3d``.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: each axis padded
+    """
+
+    _dims = 3
+
+
+class ReflectionPad3d(ReflectionPad2d):
+    """``ReflectionPad2d`` for the last three axes, as ``torch.nn.ReflectionPad3d``.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: each axis padded
+    """
+
+    _dims = 3
+
+
+class ReplicationPad3d(ReplicationPad2d):
+    """``ReplicationPad2d`` for the last three axes, as ``torch.nn.ReplicationPad3d``.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: each axis padded
+    """
+
+    _dims = 3
+
+
+class CircularPad3d(CircularPad2d):
+    """``CircularPad2d`` for the last three axes, as ``torch.nn.CircularPad3d``.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: each axis padded
+    """
+
+    _dims = 3
