@@ -174,6 +174,7 @@ def _conv_family_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], 
         "ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad", "CircularPad")}
     pooled = L.MaxPool2d(2, return_indices=True)(_distinct(r, 1, 2, 4, 4))[1]
     pooled1 = L.MaxPool1d(2, return_indices=True)(_distinct(r, 1, 2, 6))[1]
+    pooled3 = L.MaxPool3d(2, return_indices=True)(_distinct(r, 1, 2, 2, 2, 2))[1]
     recipes = {
         **pad,
         "Conv1d": one("Conv1d(2, 3, 3, padding=1, padding_mode='reflect')",
@@ -204,6 +205,13 @@ def _conv_family_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], 
         "ConvTranspose3d": one("ConvTranspose3d(2, 2, 2, stride=2, groups=2)",
                                lambda: L.ConvTranspose3d(2, 2, 2, stride=2, groups=2, rng=r),
                                lambda: _normal(r, 1, 2, 2, 2, 2)),
+        "AdaptiveAvgPool3d": one("AdaptiveAvgPool3d((2, None, 3))",
+                                 lambda: L.AdaptiveAvgPool3d((2, None, 3)),
+                                 lambda: _normal(r, 1, 2, 3, 2, 4)),
+        "AdaptiveMaxPool3d": one("AdaptiveMaxPool3d(2)", lambda: L.AdaptiveMaxPool3d(2),
+                                 lambda: _distinct(r, 1, 2, 3, 3, 3)),
+        "MaxUnpool3d": one("MaxUnpool3d(2)", lambda: L.MaxUnpool3d(2),
+                           lambda: _normal(r, 1, 2, 1, 1, 1), lambda: (pooled3,)),
         "MaxPool3d": one("MaxPool3d(2, stride=1)", lambda: L.MaxPool3d(2, stride=1),
                          lambda: _distinct(r, 1, 2, 3, 3, 3)),
         "AvgPool3d": one("AvgPool3d(2, padding=1, count_include_pad=False)",

@@ -4,8 +4,10 @@ from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, S
 from .adaptive_pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     GlobalAvgPool2d,
 )
 from .cells import GRUCell, LSTMCell, RNNCell
@@ -41,7 +43,7 @@ from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .pooling3d import AvgPool3d, MaxPool3d
 from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Unflatten
-from .unpooling import MaxUnpool1d, MaxUnpool2d
+from .unpooling import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
@@ -58,5 +60,5 @@ __all__ = [
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "Conv3d", "MaxPool3d", "AvgPool3d",
     "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle", "LPPool1d", "LPPool2d", "LPPool3d",
     "ConvTranspose3d", "ZeroPad3d", "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d",
-    "CircularPad3d",
+    "CircularPad3d", "MaxUnpool3d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d",
 ]

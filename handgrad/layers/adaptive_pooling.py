@@ -1,4 +1,4 @@
-"""Adaptive pooling: AdaptiveAvgPool2d/1d, AdaptiveMaxPool2d/1d, GlobalAvgPool2d.
+"""Adaptive pooling: AdaptiveAvgPool1d/2d/3d, AdaptiveMaxPool1d/2d/3d, GlobalAvgPool2d.
 
 The output has a fixed size; output pixel ``(i, j)`` covers PyTorch's adaptive bins, rows
 ``[floor(i*H/OH), ceil((i+1)*H/OH))`` and columns ``[floor(j*W/OW), ceil((j+1)*W/OW))``::
@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validation import as_float_input, check_grad
 from ..layer import Layer
 from ..ops.pooling import backprop_max_pool2d, flat_indices, max_pool2d
 from .pooling import _batched_grad, _output, as_batched_nchw
 
 __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d",
-           "GlobalAvgPool2d", "adaptive_bins"]
+           "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "GlobalAvgPool2d", "adaptive_bins"]
 
 
 def _adaptive_size(output_size: Any, name: str, dims: int) -> tuple[int | None, int | None]:
@@ -263,3 +264,122 @@ class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
     """
 
     _dims = 1
+
+
+class _AdaptivePool3d(Layer):
+    def __init__(self, output_size: Any):
+        super().__init__()
+        values = (output_size,) * 3 if not isinstance(output_size, (tuple, list)) else \
+            tuple(output_size)
+        if len(values) != 3 or not all(v is None or (isinstance(v, (int, np.integer)) and
+                                                     not isinstance(v, bool) and v > 0)
+                                       for v in values):
+            raise ValueError(f"{type(self).__name__}: expected output_size as a positive int "
+                             f"or a triple of positive ints or None, got {output_size!r}")
+        self.output_size = output_size if not isinstance(output_size, list) else values
+        self._size3 = values
+        self._cache = None
+
+    def _check(self, x: Any) -> tuple[NDArray, bool, tuple[int, int, int]]:
+        x = as_float_input(self, x)
+        if x.ndim not in (4, 5) or min(x.shape[-4:]) < 1:
+            raise ValueError(f"{self.describe()}: expected input of shape (N, C, D, H, W) or "
+                             f"(C, D, H, W) with C, D, H, W > 0, got {x.shape}")
+        unbatched = x.ndim == 4
+        x = x[None] if unbatched else x
+        out = tuple(n if o is None else o for n, o in zip(x.shape[2:], self._size3))
+        return x, unbatched, out  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool3d(_AdaptivePool3d):
+    """Average over PyTorch's adaptive bins of volumes, as ``torch.nn.AdaptiveAvgPool3d``:
+    ``y = A_d (x) A_h (x) A_w`` applied along depth, height and width (averaging matrices),
+    and ``dL/dx`` the transposed matrices applied to ``grad_out``.
+
+    Args:
+        output_size: ``k`` or ``(OD, OH, OW)``; ``None`` keeps that input size.
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: ``(N, C, OD, OH, OW)``
+
+    Forward caches the three averaging matrices.
+    """
+
+    def forward(self, x: NDArray) -> NDArray:
+        x, unbatched, out = self._check(x)
+        mats = [_averaging_matrix(n, o, x.dtype) for n, o in zip(x.shape[2:], out)]
+        y = np.einsum("pd,qh,rw,ncdhw->ncpqr", *mats, x, optimize=True)
+        self._cache = (mats, x.shape[:2], unbatched) if self.caching else None
+        return y[0] if unbatched else y
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        mats, (N, C), unbatched = self._saved(self._cache)
+        shape = (N, C) + tuple(m.shape[0] for m in mats)
+        g = check_grad(self, grad_out, shape[1:] if unbatched else shape)
+        g = g[None] if unbatched else g
+        grad_x = np.einsum("pd,qh,rw,ncpqr->ncdhw", *mats, g, optimize=True)
+        return grad_x[0] if unbatched else grad_x
+
+
+class AdaptiveMaxPool3d(_AdaptivePool3d):
+    """Max over PyTorch's adaptive bins of volumes, as ``torch.nn.AdaptiveMaxPool3d``; the
+    gradient goes to each bin's first maximum in (d, h, w) order. Loops over the output
+    bins, each vectorized over the batch and channels.
+
+    Args:
+        output_size: ``k`` or ``(OD, OH, OW)``; ``None`` keeps that input size.
+        return_indices: also return the maxima's positions ``(d*H + h)*W + w`` (int64).
+
+    Shape:
+        - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: ``(N, C, OD, OH, OW)``
+
+    Forward caches the winning position of every output.
+    """
+
+    def __init__(self, output_size: Any, return_indices: bool = False):
+        super().__init__(output_size)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, x: NDArray) -> NDArray | tuple[NDArray, NDArray]:
+        x, unbatched, out = self._check(x)
+        N, C, D, H, W = x.shape
+        y = np.empty((N, C) + out, x.dtype)
+        index = np.empty((N, C) + out, np.int64)
+        bins = [adaptive_bins(n, o) for n, o in zip((D, H, W), out)]
+        for a, (d0, d1) in enumerate(bins[0]):
+            for i, (h0, h1) in enumerate(bins[1]):
+                for j, (w0, w1) in enumerate(bins[2]):
+                    bd, bh, bw = d1 - d0, h1 - h0, w1 - w0
+                    window = x[:, :, d0:d1, h0:h1, w0:w1].reshape(N, C, bd * bh * bw)
+                    arg = window.argmax(axis=2)  # the first maximum in (d, h, w) order
+                    y[:, :, a, i, j] = np.take_along_axis(window, arg[..., None], 2)[..., 0]
+                    da, rest = np.divmod(arg, bh * bw)
+                    index[:, :, a, i, j] = ((d0 + da) * H + h0 + rest // bw) * W + w0 + \
+                        rest % bw
+        self._cache = (index, x.shape, unbatched) if self.caching else None
+        y = y[0] if unbatched else y
+        if self.return_indices:
+            return y, (index[0] if unbatched else index)
+        return y
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        index, x_shape, unbatched = self._saved(self._cache)
+        grad_out = check_grad(self, grad_out, index.shape[1:] if unbatched else index.shape)
+        g = grad_out[None] if unbatched else grad_out
+        N, C = x_shape[:2]
+        size = int(np.prod(x_shape[2:]))
+        flat = index.reshape(N, C, int(np.prod(index.shape[2:])))
+        g = g.reshape(flat.shape)
+        grad_x = np.zeros((N, C, size), g.dtype)
+        for b in range(flat.shape[2]):  # one winner per (n, c) per bin: distinct positions
+            rows = np.take_along_axis(grad_x, flat[:, :, b:b + 1], axis=2)
+            np.put_along_axis(grad_x, flat[:, :, b:b + 1], rows + g[:, :, b:b + 1], axis=2)
+        grad_x = grad_x.reshape(x_shape)
+        return grad_x[0] if unbatched else grad_x
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + ", return_indices=True" if self.return_indices else s

@@ -154,3 +154,34 @@ def test_conv_transpose3d_empty_batch_and_output_size():
     assert layer(np.zeros((1, 2, 2, 3, 2), np.float32), (5, 7, 4)).shape == (1, 3, 5, 7, 4)
     with pytest.raises(ValueError, match="output_size .* is not possible"):
         layer(np.zeros((1, 2, 2, 3, 2), np.float32), (6, 6, 4))
+
+
+@given(data=st.data())
+def test_3d_adaptive_pools_and_unpool_match_torch(data, check_gradients):
+    from handgrad.layers import AdaptiveAvgPool3d, AdaptiveMaxPool3d, MaxUnpool3d
+
+    shape = data.draw(st.sampled_from([(), (2,)])) + (2,) + tuple(
+        data.draw(st.integers(1, 4)) for _ in range(3))
+    out = tuple(data.draw(st.sampled_from([None, 1, 2, 3])) for _ in range(3))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1
+    for cls, extra in ((AdaptiveAvgPool3d, {}), (AdaptiveMaxPool3d, dict(return_indices=True))):
+        layer = cls(out, **extra)
+        res = layer(x)
+        y = res[0] if extra else res
+        g = rng.standard_normal(y.shape)
+        grad_x = layer.backward(g)
+        res_t, gx_t = run_torch(getattr(torch.nn, cls.__name__)(out, **extra), x, g)
+        y_t = res_t[0] if extra else res_t
+        np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(grad_x, gx_t, rtol=RTOL, atol=ATOL)
+        if extra:
+            np.testing.assert_array_equal(res[1], res_t[1].numpy())
+        check_gradients(cls(out), x)
+    if min(shape[-3:]) >= 2:
+        y, idx = MaxPool3d(2, return_indices=True)(x)
+        unpool = MaxUnpool3d(2)
+        z = unpool(y, idx, shape[-3:])
+        zt = torch.nn.MaxUnpool3d(2)(torch.from_numpy(y), torch.from_numpy(idx), shape[-3:])
+        np.testing.assert_array_equal(z, zt.numpy())
+        check_gradients(MaxUnpool3d(2), y, idx, shape[-3:])
