@@ -29,8 +29,8 @@ from ..layer import Layer
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
 # mode -> the number of spatial axes it needs (None: any of 1-3)
-MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "bicubic": 2,
-         "trilinear": 3}
+MODES = {"nearest": None, "nearest-exact": None, "area": None, "linear": 1, "bilinear": 2,
+         "bicubic": 2, "trilinear": 3}
 
 Taps = list[tuple[NDArray, NDArray | None]]  # per axis: (source indices, weights or None)
 
@@ -87,6 +87,20 @@ def _cubic_taps(size: int, out: int, scale: float | None, align_corners: bool,
             for k, w in enumerate(weights)]
 
 
+def _area_taps(size: int, out: int, dtype) -> Taps:
+    """The mean of PyTorch's adaptive bin ``[floor(q*size/out), ceil((q+1)*size/out))``, as
+    ``longest bin`` taps: tap k reads ``min(start + k, end - 1)`` with weight 1/len, or 0
+    past the bin's end (each tap's indices still grow with q)."""
+    q = np.arange(out)
+    start, end = (q * size) // out, -(-((q + 1) * size) // out)
+    length = end - start
+    taps = []
+    for k in range(int(length.max())):
+        weight = np.where(k < length, 1.0 / length, 0.0).astype(dtype)
+        taps.append((np.minimum(start + k, end - 1), weight))
+    return taps
+
+
 def _resample_axis(x: NDArray, axis: int, taps: Taps) -> NDArray:
     shape = [1] * x.ndim
     shape[axis] = -1
@@ -130,7 +144,8 @@ class Upsample(Layer):
         size: output size, ``L`` / ``(H, W)`` (or one int for every axis).
         scale_factor: multiplier per axis (a float or a tuple), output ``floor(in * s)``.
         mode: ``'nearest'`` (default), ``'nearest-exact'``, ``'linear'``, ``'bilinear'``,
-            ``'bicubic'``, ``'trilinear'``.
+            ``'bicubic'``, ``'trilinear'``, ``'area'`` (the mean of each adaptive bin, as
+            ``AdaptiveAvgPool``).
         align_corners: for the interpolating modes only (default False).
         recompute_scale_factor: compute the ratio from the output size instead.
 
@@ -198,7 +213,9 @@ class Upsample(Layer):
         out_size, scales = self._sizes(in_size)
         taps = []
         for n, o, s in zip(in_size, out_size, scales):
-            if MODES[self.mode] is None:
+            if self.mode == "area":  # adaptive average pooling to the output size
+                taps.append(_area_taps(n, o, x.dtype))
+            elif MODES[self.mode] is None:
                 taps.append(_nearest_taps(n, o, s, self.mode == "nearest-exact"))
             elif self.mode == "bicubic":
                 taps.append(_cubic_taps(n, o, s, bool(self.align_corners), x.dtype))

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 @st.composite
 def upsample_configs(draw):
     mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear", "bilinear", "bicubic",
-                                 "trilinear"]))
+                                 "trilinear", "area"]))
     dims = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}.get(mode) or \
         draw(st.integers(1, 3))
     in_size = tuple(draw(st.integers(1, 5 if dims < 3 else 3)) for _ in range(dims))
@@ -34,7 +34,7 @@ def upsample_configs(draw):
                 any(int(n * scale[0]) < 1 for n in in_size):
             kwargs["scale_factor"] = 2.0
         kwargs["recompute_scale_factor"] = draw(st.sampled_from([None, True]))
-    if mode not in ("nearest", "nearest-exact"):
+    if mode not in ("nearest", "nearest-exact", "area"):
         kwargs["align_corners"] = draw(st.sampled_from([None, False, True]))
     x = np.random.default_rng(draw(st.integers(0, 2**16))).standard_normal(
         (draw(st.integers(0, 2)), 2) + in_size)
@@ -84,7 +84,7 @@ def test_upsample_rejects_bad_arguments():
     with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
         Upsample(size=2, scale_factor=2)
     with pytest.raises(ValueError, match="mode in"):
-        Upsample(size=2, mode="area")
+        Upsample(size=2, mode="box")
     with pytest.raises(ValueError, match="align_corners can only be set"):
         Upsample(size=2, align_corners=True)
     with pytest.raises(ValueError, match=r"Upsample.*\(N, C, H, W\).*\(1, 2, 3\)"):
