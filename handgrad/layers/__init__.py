@@ -18,7 +18,7 @@ from .conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .conv_transpose3d import ConvTranspose3d
 from .dropout import Dropout
 from .embedding import Embedding
-from .fold import Fold, PixelShuffle, PixelUnshuffle, Unfold
+from .fold import ChannelShuffle, Fold, PixelShuffle, PixelUnshuffle, Unfold
 from .linear import Identity, Linear
 from .lp_pooling import LPPool1d, LPPool2d, LPPool3d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
@@ -61,4 +61,5 @@ __all__ = [
     "Fold", "Unfold", "PixelShuffle", "PixelUnshuffle", "LPPool1d", "LPPool2d", "LPPool3d",
     "ConvTranspose3d", "ZeroPad3d", "ConstantPad3d", "ReflectionPad3d", "ReplicationPad3d",
     "CircularPad3d", "MaxUnpool3d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d",
+    "ChannelShuffle",
 ]

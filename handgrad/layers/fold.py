@@ -1,4 +1,4 @@
-"""Unfold and Fold: im2col and col2im as layers, and PixelShuffle / PixelUnshuffle.
+"""Unfold and Fold: im2col and col2im as layers; PixelShuffle, PixelUnshuffle, ChannelShuffle.
 
 ``Unfold`` is the column matrix every convolution multiplies, per image; ``Fold`` is its
 adjoint, which sums overlapping windows back onto the pixels. Each is the other's backward::
@@ -22,7 +22,7 @@ from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
 from ..ops.window import col2im, im2col, output_shape, pad2d, pair, unpad2d
 
-__all__ = ["Unfold", "Fold", "PixelShuffle", "PixelUnshuffle"]
+__all__ = ["Unfold", "Fold", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
 
 
 class _Window(Layer):
@@ -244,3 +244,52 @@ class PixelUnshuffle(PixelShuffle):
 
     def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Layer):
+    """Interleave the channels of ``groups`` groups, as ``torch.nn.ChannelShuffle``.
+
+    ``y[:, k*G + g] = x[:, g*(C/G) + k]``: channels seen as (G, C/G) are transposed to
+    (C/G, G). A permutation, so the backward applies the inverse one to ``grad_out``.
+
+    Args:
+        groups: ``G``, dividing the channel count.
+
+    Shape:
+        - input: ``(N, C, *)`` with at least one trailing axis; output: the same
+
+    Forward caches the input shape.
+    """
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = check_positive_int("ChannelShuffle", "groups", groups)
+        self._cache = None
+
+    @staticmethod
+    def _permute(x: NDArray, a: int, b: int, axis: int) -> NDArray:
+        """Channels (axis ``axis``) seen as (a, b), transposed to (b, a)."""
+        lead, rest = x.shape[:axis], x.shape[axis + 1:]
+        y = x.reshape(lead + (a, b) + rest)
+        y = np.swapaxes(y, axis, axis + 1)
+        return np.ascontiguousarray(y).reshape(x.shape)
+
+    def forward(self, x: NDArray) -> NDArray:
+        x = as_float_input(self, x)
+        G = self.groups
+        if x.ndim < 3 or x.shape[1] % G:
+            raise ValueError(f"{self.describe()}: expected input (N, C, *) with C divisible by "
+                             f"{G} and at least one spatial axis, got {x.shape}")
+        axis = 1  # as PyTorch: the channel axis is axis 1 also for 3-d input
+        C = x.shape[axis]
+        self._cache = (x.shape, axis) if self.caching else None
+        return self._permute(x, G, C // G, axis)
+
+    def backward(self, grad_out: NDArray) -> NDArray:
+        x_shape, axis = self._saved(self._cache)
+        g = check_grad(self, grad_out, x_shape)
+        C = x_shape[axis]
+        return self._permute(g, C // self.groups, self.groups, axis)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

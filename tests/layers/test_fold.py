@@ -61,3 +61,14 @@ def test_fold_contract_empty_batch_and_errors():
         Fold((4, 4), 2)(np.zeros((1, 8, 8)))
     with pytest.raises(ValueError, match=r"PixelShuffle.*\(\*, C\*4, H, W\)"):
         PixelShuffle(2)(np.zeros((1, 3, 2, 2)))
+
+
+@given(groups=st.integers(1, 3), per=st.integers(1, 3),
+       shape=st.sampled_from([(2,), (3, 2), (1, 2, 2)]), batch=st.integers(0, 2))
+def test_channel_shuffle_matches_torch(groups, per, shape, batch, check_gradients):
+    from handgrad.layers import ChannelShuffle
+
+    x = np.random.default_rng(per).standard_normal((batch, groups * per) + shape)
+    assert_parity(ChannelShuffle(groups), torch.nn.ChannelShuffle(groups), x)
+    if batch:
+        check_gradients(ChannelShuffle(groups), x)
