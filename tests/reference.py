@@ -152,3 +152,23 @@ def adaptive_pool2d(x, output_size, reduce):
             w0, w1 = (q * W) // ow, -(-((q + 1) * W) // ow)
             y[:, :, p, q] = reduce(x[:, :, h0:h1, w0:w1], axis=(2, 3))
     return y
+
+
+def pad(x, padding, mode, value=0.0):
+    """``np.pad`` of the trailing axes in the modes' NumPy names (for ops.padding)."""
+    widths = [(0, 0)] * (x.ndim - len(padding)) + [tuple(p) for p in padding]
+    numpy_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+                  "circular": "wrap"}[mode]
+    kwargs = {"constant_values": value} if mode == "constant" else {}
+    return np.pad(x, widths, mode=numpy_mode, **kwargs)
+
+
+def backprop_pad(grad_out, in_shape, padding, mode):
+    """The padding's adjoint by brute force: the Jacobian of ``pad`` applied column by column
+    (one unit input at a time), so ``dL/dx[k] = <grad_out, pad(e_k)>``."""
+    grad = np.zeros(int(np.prod(in_shape)))
+    for k in range(grad.size):
+        e = np.zeros(grad.size)
+        e[k] = 1.0
+        grad[k] = np.vdot(grad_out, pad(e.reshape(in_shape), padding, mode))
+    return grad.reshape(in_shape)

@@ -272,7 +272,91 @@ def _layer_recipes(rng: np.random.Generator) -> dict[str, list[Callable[[], Chec
         if hasattr(L, name):
             recipes[name] = [make]
     recipes.update(_activation_recipes(r))
+    recipes.update(_conv_family_recipes(r))
     return recipes
+
+
+def _conv_family_recipes(r: np.random.Generator) -> dict[str, list[Callable[[], Check]]]:
+    """Convolution, pooling, padding and upsampling layers beyond Conv2d and the 2-d pools."""
+    def one(label: str, make: Callable[[], Layer], x: Callable[[], np.ndarray],
+            args: Callable[[], tuple] = tuple) -> list[Callable[[], Check]]:
+        return [lambda: Check(label, make(), x(), args())]
+
+    def padding(kind: str, d: int) -> list[Callable[[], Check]]:
+        args = (1, 2.0) if kind == "ConstantPad" else (1,)
+        return one(f"{kind}{d}d", lambda: getattr(L, f"{kind}{d}d")(*args),
+                   lambda: _normal(r, 2, 2, *(4 if d < 3 else 3,) * d))
+
+    pad = {f"{kind}{d}d": padding(kind, d) for d in (1, 2, 3) for kind in (
+        "ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad", "CircularPad")}
+    pooled = L.MaxPool2d(2, return_indices=True)(_distinct(r, 1, 2, 4, 4))[1]
+    pooled1 = L.MaxPool1d(2, return_indices=True)(_distinct(r, 1, 2, 6))[1]
+    pooled3 = L.MaxPool3d(2, return_indices=True)(_distinct(r, 1, 2, 2, 2, 2))[1]
+    recipes = {
+        **pad,
+        "Conv1d": one("Conv1d(2, 3, 3, padding=1, padding_mode='reflect')",
+                      lambda: L.Conv1d(2, 3, 3, padding=1, padding_mode="reflect", rng=r),
+                      lambda: _normal(r, 2, 2, 6)),
+        "ConvTranspose2d": one("ConvTranspose2d(2, 4, 3, stride=2, groups=2)",
+                               lambda: L.ConvTranspose2d(2, 4, 3, stride=2, groups=2, rng=r),
+                               lambda: _normal(r, 2, 2, 3, 3)),
+        "ConvTranspose1d": one("ConvTranspose1d(2, 3, 3, stride=2, output_padding=1)",
+                               lambda: L.ConvTranspose1d(2, 3, 3, stride=2, output_padding=1,
+                                                         rng=r),
+                               lambda: _normal(r, 2, 2, 4)),
+        "MaxPool1d": one("MaxPool1d(3, stride=2, padding=1)", lambda: L.MaxPool1d(3, 2, 1),
+                         lambda: _distinct(r, 2, 2, 7)),
+        "AvgPool1d": one("AvgPool1d(3, 2, ceil_mode=True)",
+                         lambda: L.AvgPool1d(3, 2, ceil_mode=True), lambda: _normal(r, 2, 2, 6)),
+        "AdaptiveAvgPool1d": one("AdaptiveAvgPool1d(3)", lambda: L.AdaptiveAvgPool1d(3),
+                                 lambda: _normal(r, 2, 2, 7)),
+        "AdaptiveMaxPool1d": one("AdaptiveMaxPool1d(3)", lambda: L.AdaptiveMaxPool1d(3),
+                                 lambda: _distinct(r, 2, 2, 7)),
+        "MaxUnpool2d": one("MaxUnpool2d(2)", lambda: L.MaxUnpool2d(2),
+                           lambda: _normal(r, 1, 2, 2, 2), lambda: (pooled,)),
+        "MaxUnpool1d": one("MaxUnpool1d(2)", lambda: L.MaxUnpool1d(2),
+                           lambda: _normal(r, 1, 2, 3), lambda: (pooled1,)),
+        "Conv3d": one("Conv3d(2, 2, 2, padding=1, groups=2)",
+                      lambda: L.Conv3d(2, 2, 2, padding=1, groups=2, rng=r),
+                      lambda: _normal(r, 1, 2, 3, 3, 3)),
+        "ConvTranspose3d": one("ConvTranspose3d(2, 2, 2, stride=2, groups=2)",
+                               lambda: L.ConvTranspose3d(2, 2, 2, stride=2, groups=2, rng=r),
+                               lambda: _normal(r, 1, 2, 2, 2, 2)),
+        "AdaptiveAvgPool3d": one("AdaptiveAvgPool3d((2, None, 3))",
+                                 lambda: L.AdaptiveAvgPool3d((2, None, 3)),
+                                 lambda: _normal(r, 1, 2, 3, 2, 4)),
+        "AdaptiveMaxPool3d": one("AdaptiveMaxPool3d(2)", lambda: L.AdaptiveMaxPool3d(2),
+                                 lambda: _distinct(r, 1, 2, 3, 3, 3)),
+        "MaxUnpool3d": one("MaxUnpool3d(2)", lambda: L.MaxUnpool3d(2),
+                           lambda: _normal(r, 1, 2, 1, 1, 1), lambda: (pooled3,)),
+        "MaxPool3d": one("MaxPool3d(2, stride=1)", lambda: L.MaxPool3d(2, stride=1),
+                         lambda: _distinct(r, 1, 2, 3, 3, 3)),
+        "AvgPool3d": one("AvgPool3d(2, padding=1, count_include_pad=False)",
+                         lambda: L.AvgPool3d(2, padding=1, count_include_pad=False),
+                         lambda: _normal(r, 1, 2, 3, 3, 3)),
+        "Unfold": one("Unfold(2, padding=1, stride=2)", lambda: L.Unfold(2, padding=1, stride=2),
+                      lambda: _normal(r, 2, 2, 4, 3)),
+        "Fold": one("Fold((4, 3), 2, padding=1, stride=2)",
+                    lambda: L.Fold((4, 3), 2, padding=1, stride=2),
+                    lambda: _normal(r, 2, 8, 6)),
+        "LPPool1d": one("LPPool1d(2, 3, stride=2)", lambda: L.LPPool1d(2, 3, stride=2),
+                        lambda: r.uniform(0.5, 2.0, (2, 2, 7))),
+        "LPPool2d": one("LPPool2d(1.5, 2)", lambda: L.LPPool2d(1.5, 2),
+                        lambda: r.uniform(0.5, 2.0, (2, 2, 4, 5))),
+        "LPPool3d": one("LPPool3d(3, 2, ceil_mode=True)",
+                        lambda: L.LPPool3d(3, 2, ceil_mode=True),
+                        lambda: r.uniform(0.5, 2.0, (1, 2, 3, 3, 3))),
+        "Upsample": one("Upsample(scale_factor=1.5, mode='bilinear')",
+                        lambda: L.Upsample(scale_factor=1.5, mode="bilinear"),
+                        lambda: _normal(r, 1, 2, 3, 4)),
+        "UpsamplingNearest2d": one("UpsamplingNearest2d(size=(5, 3))",
+                                   lambda: L.UpsamplingNearest2d(size=(5, 3)),
+                                   lambda: _normal(r, 1, 2, 3, 2)),
+        "UpsamplingBilinear2d": one("UpsamplingBilinear2d(scale_factor=2)",
+                                    lambda: L.UpsamplingBilinear2d(scale_factor=2),
+                                    lambda: _normal(r, 1, 2, 3, 2)),
+    }
+    return {name: makers for name, makers in recipes.items() if hasattr(L, name)}
 
 
 def _off_points(rng: np.random.Generator, shape: tuple[int, ...], points: tuple[float, ...],

@@ -32,7 +32,7 @@ Pair = tuple[int, int]
 Padding2d = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 __all__ = [
-    "pair", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
+    "pair", "single", "resolve_padding", "output_size", "output_shape", "pad2d", "unpad2d",
     "window_slice", "window_view", "im2col", "col2im", "ceil_extra", "im2col_wide",
     "col2im_wide", "ColumnFrame", "strip_period", "pack_strip", "strip_images",
 ]
@@ -52,6 +52,18 @@ def pair(value: Any, name: str = "value", who: str = "window", minimum: int = 1)
         bound = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{who}: expected {bound} {name}, got {value!r}")
     return values
+
+
+def single(value: Any, name: str = "value", who: str = "window", minimum: int = 1) -> int:
+    """``v`` for an int ``v`` or a 1-tuple ``(v,)`` (PyTorch's 1-d arguments), ``>= minimum``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < minimum:
+            bound = "positive" if minimum == 1 else f">= {minimum}"
+            raise ValueError(f"{who}: expected {bound} {name}, got {value!r}")
+        return int(value)
+    raise ValueError(f"{who}: expected {name} as an int or a 1-tuple of ints, got {value!r}")
 
 
 def resolve_padding(padding: Any, kernel_size: Pair, stride: Pair = (1, 1),
@@ -91,11 +103,13 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int | Pair = 0
     """
     before, after = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
     span = size + before + after - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
+        return span // stride + 1 if span >= 0 else 0
+    # ceil(span / stride), floored as PyTorch does: a window that overhangs the padded
+    # input by less than a stride still counts.
+    out = (span + stride - 1) // stride + 1
+    if out < 1:
+        return 0
     if (out - 1) * stride >= size + before:
         out -= 1
     return out

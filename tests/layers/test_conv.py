@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handgrad.layers import Conv2d
-from handgrad.layers import conv as conv_module
 from handgrad.ops import resolve_padding
 from tests import reference
 from tests.helpers import check_layer_contract
@@ -94,12 +93,10 @@ def test_conv2d_chunked_batch_matches_single_chunk(config):
     grad_out = np.random.default_rng(1).standard_normal(y.shape)
     grad_x = layer.backward(grad_out)
     chunked = Conv2d(*args, **kwargs, dtype=np.float64, rng=0)
-    saved, conv_module._CHUNK_BYTES = conv_module._CHUNK_BYTES, 1
-    try:
-        np.testing.assert_allclose(chunked(x), y, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(chunked.backward(grad_out), grad_x, rtol=1e-12, atol=1e-14)
-    finally:
-        conv_module._CHUNK_BYTES = saved
+    chunked._chunk_bytes = 1  # one image per chunk
+    np.testing.assert_allclose(chunked(x), y, rtol=1e-12, atol=1e-14)
+    assert len(chunked._cache[0].chunks) == len(x)
+    np.testing.assert_allclose(chunked.backward(grad_out), grad_x, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(chunked.weight.grad, layer.weight.grad, rtol=1e-12, atol=1e-13)
 
 
@@ -158,17 +155,16 @@ def test_conv2d_layers_taking_turns_match_the_reference():
 def test_conv2d_col2im_uses_the_frame_it_wrote_even_if_evicted(monkeypatch):
     # Column frames are kept in a bounded pool shared by threads: the backward must sum the
     # frame its multiply wrote into, even when the pool dropped that frame in between.
-    from handgrad.layers import conv as conv_module
-    from handgrad.ops import workspace
+    from handgrad.ops import conv_layout, workspace
 
-    real = conv_module.column_frame
+    real = conv_layout.column_frame
 
     def evicting(*args, **kwargs):
         frame = real(*args, **kwargs)
         workspace.clear_scratch()  # another thread filled the pool meanwhile
         return frame
 
-    monkeypatch.setattr(conv_module, "column_frame", evicting)
+    monkeypatch.setattr(conv_layout, "column_frame", evicting)
     layer = Conv2d(2, 5, 3, padding=1, dtype=np.float64, rng=0)  # out > in: col2im path
     x = np.random.default_rng(0).standard_normal((3, 2, 5, 6))
     y = layer(x)
@@ -256,7 +252,7 @@ def test_conv2d_repr_matches_pytorch_style():
     (dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, padding="same"), "stride 1"),
     (dict(in_channels=3, out_channels=4, kernel_size=3, dilation=0), "dilation"),
     (dict(in_channels=0, out_channels=4, kernel_size=3), "in_channels"),
-    (dict(in_channels=3, out_channels=4, kernel_size=3, padding_mode="reflect"), "padding_mode"),
+    (dict(in_channels=3, out_channels=4, kernel_size=3, padding_mode="mirror"), "padding_mode"),
 ])
 def test_conv2d_rejects_bad_arguments_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -267,8 +263,8 @@ def test_conv2d_rejects_bad_input_at_forward():
     layer = Conv2d(3, 16, 3)
     with pytest.raises(ValueError, match=r"Conv2d\(3, 16.*\(N, 3, H, W\).*\(8, 1, 28, 28\)"):
         layer(np.zeros((8, 1, 28, 28), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*\(3, 28, 28\)"):
-        layer(np.zeros((3, 28, 28), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*\(1, 28, 28\)"):
+        layer(np.zeros((1, 28, 28), dtype=np.float32))
     with pytest.raises(ValueError, match=r"Conv2d\(3, 16.*\(2, 2\).*too small"):
         layer(np.zeros((1, 3, 2, 2), dtype=np.float32))
     with pytest.raises(TypeError, match="dtype"):

@@ -186,7 +186,7 @@ def test_pooling_rejects_bad_input():
     with pytest.raises(ValueError, match=r"MaxPool2d.*\(2, 1\).*too small"):
         MaxPool2d(3)(np.zeros((1, 1, 2, 1)))
     with pytest.raises(ValueError, match=r"AvgPool2d.*\(N, C, H, W\)"):
-        AvgPool2d(2)(np.zeros((1, 4, 4)))
+        AvgPool2d(2)(np.zeros((1, 1, 1, 4, 4)))
     with pytest.raises(ValueError, match=r"AdaptiveAvgPool2d.*\(N, C, H, W\)"):
         AdaptiveAvgPool2d(2)(np.zeros((4, 4)))
     with pytest.raises(TypeError, match="floating"):
