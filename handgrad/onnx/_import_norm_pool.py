@@ -8,7 +8,9 @@ from ..layer import Layer
 from ..layers import (
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
+    AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
@@ -18,7 +20,9 @@ from ..layers import (
     InstanceNorm3d,
     LayerNorm,
     LocalResponseNorm,
+    MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
 )
 from ._import_base import Match, const_input, epsilon, importer, optional_input, set_values
 
@@ -153,28 +157,33 @@ def _pool_geometry(g, node, x, make) -> Layer:
 
 @importer("MaxPool")
 def max_pool(g, node, x) -> Match:
+    if len(g.attrs(node)["kernel_shape"]) != 2:
+        return pool_nd(g, node, x)
     kernel, stride, dilation, _ = _window(g, node)
-    layer = _pool_geometry(g, node, x, lambda pad, ceil: MaxPool2d(kernel, stride, pad,
-                                                                   dilation, ceil))
+    layer = _pool_geometry(g, node, x, lambda pad, ceil: MaxPool2d(
+        kernel, stride, pad, dilation, ceil_mode=ceil))
     return Match(layer, node.output[0], [node])
 
 
 @importer("AveragePool")
 def avg_pool(g, node, x) -> Match:
+    if len(g.attrs(node)["kernel_shape"]) != 2:
+        return pool_nd(g, node, x)
     kernel, stride, _, pads = _window(g, node)
     include = bool(g.attrs(node).get("count_include_pad", 0))
     mul = g.single_next(node.output[0], "Mul")
     scale = None if mul is None else g.const(mul.input[1])
     if scale is None:
         layer = _pool_geometry(g, node, x, lambda pad, ceil: AvgPool2d(
-            kernel, stride, pad, ceil, include))
+            kernel, stride, pad, ceil_mode=ceil, count_include_pad=include))
         return Match(layer, node.output[0], [node])
     # the exporter's window sums / divisor: find the settings that give this divisor
     shape = g.shape(x)
     probe = np.zeros((1, 1, *shape[2:]), np.float32)
     count = int(np.prod(kernel))
     pad = (pads[0], pads[1])
-    candidates = [AvgPool2d(kernel, stride, pad, ceil, inc, div)
+    candidates = [AvgPool2d(kernel, stride, pad, ceil_mode=ceil, count_include_pad=inc,
+                            divisor_override=div)
                   for ceil in (False, True) for inc in (True, False)
                   for div in {None, int(round(count / float(np.ravel(scale)[0])))}]
     for layer in candidates:
@@ -190,3 +199,41 @@ def global_pool(g, node, x) -> Match:
     cls = AdaptiveAvgPool2d if node.op_type == "GlobalAveragePool" else AdaptiveMaxPool2d
     return Match(cls(1), node.output[0], [node])
 
+
+
+# ---------------------------------------------------------------------------- 1-d, 3-d
+_POOLS = {("MaxPool", 1): MaxPool1d, ("MaxPool", 3): MaxPool3d,
+          ("AveragePool", 1): AvgPool1d, ("AveragePool", 3): AvgPool3d}
+
+
+def pool_nd(g, node, x) -> Match:
+    """MaxPool / AveragePool over 1 or 3 spatial axes (plain settings; ceil_mode read back
+    from trailing pads)."""
+    from ._conv_nd import _pool_pads
+
+    a = g.attrs(node)
+    kernel = list(a["kernel_shape"])
+    dims = len(kernel)
+    cls = _POOLS[(node.op_type, dims)]
+    stride = list(a.get("strides", [1] * dims))
+    pads = list(a.get("pads", [0] * 2 * dims))
+    begins, ends = pads[:dims], pads[dims:]
+
+    def build(ceil: bool):
+        one = (lambda v: v[0]) if dims == 1 else tuple
+        kwargs = dict(ceil_mode=ceil)
+        if node.op_type == "AveragePool":
+            kwargs["count_include_pad"] = bool(a.get("count_include_pad", 0))
+            return cls(one(kernel), one(stride), one(begins), **kwargs)
+        return cls(one(kernel), one(stride), one(begins),
+                   one(list(a.get("dilations", [1] * dims))), **kwargs)
+
+    layer = build(False)
+    if begins != ends:
+        shape = g.shape(x)
+        layer = build(True)
+        if shape is None or not all(isinstance(d, int) for d in shape[2:]) or \
+                _pool_pads(layer, np.zeros([1, 1, *shape[2:]], np.float32), dims) != \
+                list(zip(begins, ends)):
+            raise g.bad(node, f"pads {pads} are not PyTorch's ceil_mode")
+    return Match(layer, node.output[0], [node])

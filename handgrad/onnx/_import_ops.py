@@ -21,7 +21,18 @@ from ..layers import (
     AdaptiveAvgPool2d,
     Bilinear,
     ChannelShuffle,
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    Conv1d,
     Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
     Dropout,
     Embedding,
     EmbeddingBag,
@@ -33,15 +44,20 @@ from ..layers import (
     PairwiseDistance,
     PixelShuffle,
     PixelUnshuffle,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
     ReLU,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
     Sequential,
     Sigmoid,
     Softmax,
     Tanh,
     Unflatten,
 )
-from ..layers.pooling import _averaging_matrix
-from ..ops.window import resolve_padding
+from ..layers.adaptive_pooling import _averaging_matrix
 from . import _import_activations  # noqa: F401  (registers its importers)
 from ._graph import UnsupportedGraphError
 from ._import_base import (
@@ -109,28 +125,103 @@ def _adaptive_avg(g, first, second, a_w_t) -> Match:
     return Match(AdaptiveAvgPool2d((oh, ow)), second.output[0], [first, second])
 
 
+_CONVS = {3: Conv1d, 4: Conv2d, 5: Conv3d}
+
+
 @importer("Conv")
 def conv(g, node, x) -> Match:
+    """Conv of any rank (1-3 spatial dims); a Pad before it with a non-constant mode becomes
+    the layer's padding_mode (see ``pad``)."""
     a = g.attrs(node)
     w = const_input(g, node, 1, "the weight")
     b = optional_input(g, node, 2)
-    if w.ndim != 4 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise g.bad(node, f"expected a 2-D convolution with explicit pads, got weight "
+    if w.ndim not in _CONVS or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise g.bad(node, f"expected a 1-3-d convolution with explicit pads, got weight "
                           f"{w.shape}")
-    kernel = tuple(w.shape[2:])
-    stride = tuple(a.get("strides", [1, 1]))
-    dilation = tuple(a.get("dilations", [1, 1]))
-    top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
-    padding: Any = (top, left)
-    if (top, left) != (bottom, right):
-        same = resolve_padding("same", kernel, (1, 1), dilation) if stride == (1, 1) else None
-        if same != ((top, bottom), (left, right)):
-            raise g.bad(node, f"asymmetric pads {[top, left, bottom, right]} other than "
-                              f"padding='same' have no Conv2d")
-        padding = "same"
+    dims = w.ndim - 2
+    kernel = tuple(int(k) for k in w.shape[2:])
+    stride = tuple(a.get("strides", [1] * dims))
+    dilation = tuple(a.get("dilations", [1] * dims))
+    pads = list(a.get("pads", [0] * 2 * dims))
+    begins, ends = tuple(pads[:dims]), tuple(pads[dims:])
+    cls = _CONVS[w.ndim]
+    padding: Any = begins if dims > 1 else begins[0]
     groups = a.get("group", 1)
-    layer = Conv2d(w.shape[1] * groups, w.shape[0], kernel, stride, padding, dilation, groups,
-                   bias=b is not None, dtype=w.dtype)
+
+    def build(pad_arg):
+        return cls(w.shape[1] * groups, w.shape[0], kernel if dims > 1 else kernel[0],
+                   stride if dims > 1 else stride[0], pad_arg,
+                   dilation if dims > 1 else dilation[0], groups, bias=b is not None,
+                   dtype=w.dtype)
+
+    if begins != ends:  # PyTorch's 'same' (stride 1) pads the extra pixel after
+        layer = build("same") if set(stride) == {1} else None
+        want = [(p, q) for p, q in zip(begins, ends)]
+        if layer is None or [tuple(p) for p in layer._pads][-dims:] != want:
+            raise g.bad(node, f"asymmetric pads {pads} other than padding='same' have no "
+                              f"{cls.__name__}")
+    else:
+        layer = build(padding)
+    values = {"weight": w} if b is None else {"weight": w, "bias": b}
+    return Match(set_values(layer, **values), node.output[0], [node])
+
+
+_PAD_LAYERS = {
+    ("constant", 1): ConstantPad1d, ("constant", 2): ConstantPad2d, ("constant", 3): ConstantPad3d,
+    ("reflect", 1): ReflectionPad1d, ("reflect", 2): ReflectionPad2d,
+    ("reflect", 3): ReflectionPad3d, ("edge", 1): ReplicationPad1d, ("edge", 2): ReplicationPad2d,
+    ("edge", 3): ReplicationPad3d, ("wrap", 1): CircularPad1d, ("wrap", 2): CircularPad2d,
+    ("wrap", 3): CircularPad3d,
+}
+
+
+@importer("Pad")
+def pad(g, node, x) -> Match:
+    """Pad of the spatial axes of (N, C, *): the padding layer of that mode and rank."""
+    mode = g.attrs(node).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pads = const_input(g, node, 1, "the pads")
+    rank = g.rank(x)
+    if rank is None or len(node.input) > 3 and node.input[3]:
+        raise g.bad(node, "expected a Pad of all axes of an input of known rank")
+    begins, ends = [int(p) for p in pads[:rank]], [int(p) for p in pads[rank:]]
+    dims = rank - 2
+    cls = _PAD_LAYERS.get((mode, dims))
+    if cls is None or any(begins[:2]) or any(ends[:2]):
+        raise g.bad(node, f"a {mode} Pad of a rank-{rank} input other than its spatial axes")
+    padding = tuple(v for b, e in reversed(list(zip(begins[2:], ends[2:]))) for v in (b, e))
+    if mode == "constant":
+        value = optional_input(g, node, 2)
+        layer = cls(padding, 0.0 if value is None else float(value))
+    else:
+        layer = cls(padding)
+    return Match(layer, node.output[0], [node])
+
+
+_TRANSPOSED = {3: ConvTranspose1d, 4: ConvTranspose2d, 5: ConvTranspose3d}
+
+
+@importer("ConvTranspose")
+def conv_transpose(g, node, x) -> Match:
+    a = g.attrs(node)
+    w = const_input(g, node, 1, "the weight")
+    b = optional_input(g, node, 2)
+    dims = w.ndim - 2
+    pads = list(a.get("pads", [0] * 2 * dims))
+    if w.ndim not in _TRANSPOSED or pads[:dims] != pads[dims:] or "output_shape" in a \
+            or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise g.bad(node, "expected a 1-3-d ConvTranspose with symmetric explicit pads")
+    groups = a.get("group", 1)
+
+    def arg(name: str, default: int):
+        values = tuple(a.get(name, [default] * dims))
+        return values if dims > 1 else values[0]
+
+    kernel = tuple(int(k) for k in w.shape[2:])
+    layer = _TRANSPOSED[w.ndim](
+        w.shape[0], w.shape[1] * groups, kernel if dims > 1 else kernel[0], arg("strides", 1),
+        tuple(pads[:dims]) if dims > 1 else pads[0], arg("output_padding", 0), groups,
+        bias=b is not None, dilation=arg("dilations", 1), dtype=w.dtype)
     values = {"weight": w} if b is None else {"weight": w, "bias": b}
     return Match(set_values(layer, **values), node.output[0], [node])
 

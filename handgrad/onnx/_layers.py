@@ -8,7 +8,6 @@ from ..layers import (
     AlphaDropout,
     Bilinear,
     ChannelShuffle,
-    Conv2d,
     CosineSimilarity,
     Dropout,
     Dropout1d,
@@ -25,7 +24,6 @@ from ..layers import (
     PixelUnshuffle,
     Unflatten,
 )
-from ..ops.window import resolve_padding
 from ._graph import ExportContext, Tensor, converter, tensor_type
 from ._pool_norm import reduce
 
@@ -61,18 +59,6 @@ def dropout(ctx: ExportContext, layer, x: Tensor) -> Tensor:
     # Inference-mode Dropout is the identity; the ratio is kept for handgrad.onnx.load.
     ratio = ctx.const(np.asarray(layer.p, dtype=x.value.dtype), "ratio")
     return ctx.op("Dropout", [x, ratio], x.value)
-
-
-@converter(Conv2d)
-def conv2d(ctx: ExportContext, layer: Conv2d, x: Tensor) -> Tensor:
-    (top, bottom), (left, right) = resolve_padding(layer.padding, layer.kernel_size,
-                                                   layer.stride, layer.dilation, "Conv2d")
-    inputs = [x, ctx.param(layer, "weight")]
-    if layer.bias is not None:
-        inputs.append(ctx.param(layer, "bias"))
-    return ctx.op("Conv", inputs, ctx.run(layer, x.value), kernel_shape=list(layer.kernel_size),
-                  strides=list(layer.stride), dilations=list(layer.dilation),
-                  pads=[top, left, bottom, right], group=layer.groups)
 
 
 # ---------------------------------------------------------------------------- shapes

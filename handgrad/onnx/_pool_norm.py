@@ -21,7 +21,7 @@ from ..layers import (
     MaxPool2d,
     RMSNorm,
 )
-from ..layers.pooling import _averaging_matrix, adaptive_bins
+from ..layers.adaptive_pooling import _averaging_matrix, adaptive_bins
 from ._graph import ExportContext, Tensor, converter
 
 

@@ -30,7 +30,14 @@ from ..layers import (
     TransformerEncoder,
 )
 from ..models import BasicBlock, CharLM, ResNet
-from . import _activations, _attention, _layers, _pool_norm, _recurrent  # noqa: F401
+from . import (  # noqa: F401
+    _activations,
+    _attention,
+    _conv_nd,
+    _layers,
+    _pool_norm,
+    _recurrent,
+)
 from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]

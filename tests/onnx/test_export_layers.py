@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import handgrad as hg
+import handgrad.onnx
 
 from .roundtrip import check_roundtrip
 
@@ -314,3 +315,67 @@ def test_softmax2d(tmp_path):
     rng = np.random.default_rng(15)
     check_roundtrip(hg.Softmax2d(), rng.standard_normal((2, 3, 4, 4), dtype=np.float32),
                     tmp_path, [rng.standard_normal((1, 3, 4, 4), dtype=np.float32)])
+
+
+ND = [
+    ("conv1d", lambda: hg.Conv1d(3, 4, 3, padding=1, rng=0), (3, 7), 17),
+    ("conv1d-same-groups", lambda: hg.Conv1d(4, 4, 4, padding="same", dilation=2, groups=2,
+                                             rng=0), (4, 9), 17),
+    ("conv1d-reflect", lambda: hg.Conv1d(3, 4, 3, padding=2, padding_mode="reflect", rng=0),
+     (3, 7), 17),
+    ("conv3d", lambda: hg.Conv3d(2, 3, (2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0), rng=0),
+     (2, 4, 5, 4), 17),
+    ("conv3d-same-replicate", lambda: hg.Conv3d(2, 2, 3, padding="same",
+                                                padding_mode="replicate", rng=0),
+     (2, 4, 4, 4), 17),
+    ("conv2d-circular", lambda: hg.Conv2d(2, 2, 3, padding=1, padding_mode="circular", rng=0),
+     (2, 5, 5), 19),
+    ("maxpool1d-ceil", lambda: hg.MaxPool1d(3, 2, 1, ceil_mode=True), (3, 8), 17),
+    ("maxpool3d-ceil", lambda: hg.MaxPool3d(2, ceil_mode=True), (2, 5, 5, 5), 17),
+    ("avgpool1d", lambda: hg.AvgPool1d(3, 2, 1), (3, 8), 17),
+    ("avgpool3d-exclude", lambda: hg.AvgPool3d(2, 2, 1, count_include_pad=False),
+     (2, 4, 4, 4), 17),
+    ("zeropad2d", lambda: hg.ZeroPad2d((1, 2, 0, 3)), (3, 4, 4), 17),
+    ("constantpad1d", lambda: hg.ConstantPad1d((2, 1), 3.5), (3, 4), 17),
+    ("constantpad3d", lambda: hg.ConstantPad3d(1, -1.0), (2, 2, 2, 2), 17),
+    ("reflectionpad2d", lambda: hg.ReflectionPad2d(1), (3, 4, 4), 17),
+    ("reflectionpad1d", lambda: hg.ReflectionPad1d((2, 1)), (3, 5), 17),
+    ("replicationpad3d", lambda: hg.ReplicationPad3d(1), (3, 3, 3, 3), 17),
+    ("replicationpad1d", lambda: hg.ReplicationPad1d(2), (3, 4), 17),
+    ("circularpad1d", lambda: hg.CircularPad1d((1, 2)), (3, 4), 19),
+    ("circularpad2d", lambda: hg.CircularPad2d(1), (3, 4, 4), 19),
+    ("convtranspose2d", lambda: hg.ConvTranspose2d(3, 4, 3, stride=2, padding=1,
+                                                   output_padding=1, rng=0), (3, 5, 5), 17),
+    ("convtranspose2d-groups-dilation", lambda: hg.ConvTranspose2d(
+        4, 4, (3, 2), stride=(2, 1), padding=(1, 0), groups=2, dilation=(1, 2), bias=False,
+        rng=0), (4, 5, 5), 17),
+    ("convtranspose1d", lambda: hg.ConvTranspose1d(3, 2, 4, stride=3, padding=1,
+                                                   output_padding=2, rng=0), (3, 6), 17),
+    ("convtranspose3d", lambda: hg.ConvTranspose3d(2, 2, 2, stride=2, rng=0), (2, 3, 3, 3), 17),
+]
+
+
+@pytest.mark.parametrize("factory, sample, opset", [c[1:] for c in ND], ids=[c[0] for c in ND])
+def test_convolutions_pools_and_padding_of_any_rank(factory, sample, opset, tmp_path):
+    rng = np.random.default_rng(16)
+    layer = factory()
+    x = rng.standard_normal((2, *sample), dtype=np.float32)
+    loaded = check_roundtrip(layer, x, tmp_path, [rng.standard_normal((3, *sample),
+                                                                      dtype=np.float32)],
+                             opset=opset)
+    assert loaded is not None
+
+
+def test_unbatched_convolutions(tmp_path):
+    rng = np.random.default_rng(17)
+    for layer, sample in [(hg.Conv1d(3, 2, 3, rng=0), (3, 7)),
+                          (hg.Conv2d(2, 2, 3, padding=1, rng=0), (2, 5, 5)),
+                          (hg.ConvTranspose1d(3, 2, 3, rng=0), (3, 6))]:
+        check_roundtrip(layer, rng.standard_normal(sample, dtype=np.float32), tmp_path,
+                        load_back=False, dynamic_batch=False)
+
+
+def test_circular_padding_needs_opset_19(tmp_path):
+    with pytest.raises(hg.onnx.UnsupportedLayerError, match="opset 19"):
+        hg.onnx.export(hg.CircularPad1d(1), np.zeros((1, 2, 3), np.float32),
+                       tmp_path / "m.onnx")

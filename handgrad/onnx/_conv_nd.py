@@ -1,0 +1,156 @@
+"""Converters of the 1-d and 3-d convolutions and pools and of the padding layers (main
+added them after the 2-d ones; ONNX's Conv, MaxPool, AveragePool and Pad take any rank)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import (
+    AvgPool1d,
+    AvgPool3d,
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    MaxPool1d,
+    MaxPool3d,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
+    ZeroPad1d,
+    ZeroPad2d,
+    ZeroPad3d,
+)
+from ._graph import ExportContext, Tensor, converter
+
+# handgrad's padding modes as ONNX Pad's ('wrap' exists from opset 19)
+PAD_MODES = {"zeros": "constant", "constant": "constant", "reflect": "reflect",
+             "replicate": "edge", "circular": "wrap"}
+
+
+def pad(ctx: ExportContext, layer, x: str, pads: list[tuple[int, int]], mode: str, rank: int,
+        value: float = 0.0, dtype=np.float32) -> str:
+    """``Pad`` of the last ``len(pads)`` axes of a rank-``rank`` tensor."""
+    onnx_mode = PAD_MODES[mode]
+    ctx.ensure(onnx_mode != "wrap" or ctx.opset >= 19, layer,
+               "circular padding needs opset 19 or newer (Pad's 'wrap' mode)")
+    lead = rank - len(pads)
+    begins = [0] * lead + [b for b, _ in pads]
+    ends = [0] * lead + [e for _, e in pads]
+    inputs = [x, ctx.ints(begins + ends, "pads")]
+    if onnx_mode == "constant":
+        inputs.append(ctx.const(np.asarray(value, dtype), "pad_value"))
+    return ctx.node("Pad", inputs, mode=onnx_mode)[0]
+
+
+def _batched(ctx: ExportContext, x: Tensor, dims: int) -> tuple[str, bool]:
+    """The input with a batch axis (unbatched inputs get one), and whether it was added."""
+    if x.value.ndim == dims + 1:
+        return ctx.node("Unsqueeze", [x, ctx.ints([0], "axis0")])[0], True
+    return x.name, False
+
+
+def _unbatched(ctx: ExportContext, name: str, added: bool, y: np.ndarray) -> Tensor:
+    return ctx.op("Squeeze", [name, ctx.ints([0], "axis0")], y) if added else Tensor(name, y)
+
+
+@converter(Conv1d, Conv3d)
+def conv_nd(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    dims = len(layer.kernel_size)
+    h, added = _batched(ctx, x, dims)
+    pads = [tuple(p) for p in layer._pads][-dims:]
+    if layer.padding_mode != "zeros":  # the layer pads explicitly, then convolves unpadded
+        h = pad(ctx, layer, h, pads, layer.padding_mode, dims + 2)
+        pads = [(0, 0)] * dims
+    inputs = [h, ctx.param(layer, "weight")]
+    if layer.bias is not None:
+        inputs.append(ctx.param(layer, "bias"))
+    out = ctx.node("Conv", inputs, kernel_shape=list(layer.kernel_size),
+                   strides=list(layer.stride), dilations=list(layer.dilation),
+                   pads=[b for b, _ in pads] + [e for _, e in pads], group=layer.groups)[0]
+    return _unbatched(ctx, out, added, y)
+
+
+def _pool_pads(layer, x: np.ndarray, dims: int) -> list[tuple[int, int]]:
+    """Padding incl. ceil_mode's trailing extra, from the layer's own geometry."""
+    xb = x if x.ndim == dims + 2 else x[None]
+    if dims == 1:  # the 1-d pools work on the height-1 view (N, C, 1, L)
+        return [tuple(layer._geometry(xb[:, :, None])[1][1])]
+    return [tuple(p) for p in layer._geometry(xb)[1]]
+
+
+def _as_list(value, dims: int) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [int(value)] * dims
+
+
+@converter(MaxPool1d, MaxPool3d)
+def max_pool_nd(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    dims = 1 if isinstance(layer, MaxPool1d) else 3
+    h, added = _batched(ctx, x, dims)
+    pads = _pool_pads(layer, x.value, dims)
+    out = ctx.node("MaxPool", [h], kernel_shape=_as_list(layer.kernel_size, dims),
+                   strides=_as_list(layer.stride, dims),
+                   dilations=_as_list(layer.dilation, dims),
+                   pads=[b for b, _ in pads] + [e for _, e in pads])[0]
+    return _unbatched(ctx, out, added, y)
+
+
+@converter(AvgPool1d, AvgPool3d)
+def avg_pool_nd(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """Plain settings only (no ceil extra with padding counted, no divisor_override)."""
+    y = ctx.run(layer, x.value)
+    dims = 1 if isinstance(layer, AvgPool1d) else 3
+    pads = _pool_pads(layer, x.value, dims)
+    ctx.ensure(all(b == e for b, e in pads) and getattr(layer, "divisor_override", None) is None,
+               layer, "ceil_mode windows and divisor_override are exported for AvgPool2d only")
+    h, added = _batched(ctx, x, dims)
+    out = ctx.node("AveragePool", [h], kernel_shape=_as_list(layer.kernel_size, dims),
+                   strides=_as_list(layer.stride, dims),
+                   pads=[b for b, _ in pads] + [e for _, e in pads],
+                   count_include_pad=int(layer.count_include_pad))[0]
+    return _unbatched(ctx, out, added, y)
+
+
+@converter(ConstantPad1d, ConstantPad2d, ConstantPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d,
+           ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad1d,
+           ReplicationPad2d, ReplicationPad3d, CircularPad1d, CircularPad2d, CircularPad3d)
+def padding(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    y = ctx.run(layer, x.value)
+    out = pad(ctx, layer, x.name, [tuple(p) for p in layer._pads], layer.mode, x.value.ndim,
+              layer.value, x.value.dtype)
+    return Tensor(out, y)
+
+
+@converter(Conv2d)
+def conv2d(ctx: ExportContext, layer: Conv2d, x: Tensor) -> Tensor:
+    """Any padding_mode; unbatched (C, H, W) inputs too."""
+    return conv_nd(ctx, layer, x)
+
+
+@converter(ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
+def conv_transpose(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """ONNX's ConvTranspose has PyTorch's weight layout (C, O/groups, *k) and arithmetic."""
+    y = ctx.run(layer, x.value)
+    dims = len(layer.kernel_size)
+    h, added = _batched(ctx, x, dims)
+    inputs = [h, ctx.param(layer, "weight")]
+    if layer.bias is not None:
+        inputs.append(ctx.param(layer, "bias"))
+    out = ctx.node("ConvTranspose", inputs, kernel_shape=list(layer.kernel_size),
+                   strides=list(layer.stride), dilations=list(layer.dilation),
+                   pads=list(layer.padding) * 2, output_padding=list(layer.output_padding),
+                   group=layer.groups)[0]
+    return _unbatched(ctx, out, added, y)
