@@ -20,6 +20,9 @@ from ..layers import (
     ConvTranspose1d,
     ConvTranspose2d,
     ConvTranspose3d,
+    LPPool1d,
+    LPPool2d,
+    LPPool3d,
     MaxPool1d,
     MaxPool3d,
     ReflectionPad1d,
@@ -28,6 +31,9 @@ from ..layers import (
     ReplicationPad1d,
     ReplicationPad2d,
     ReplicationPad3d,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
     ZeroPad1d,
     ZeroPad2d,
     ZeroPad3d,
@@ -154,3 +160,48 @@ def conv_transpose(ctx: ExportContext, layer, x: Tensor) -> Tensor:
                    pads=list(layer.padding) * 2, output_padding=list(layer.output_padding),
                    group=layer.groups)[0]
     return _unbatched(ctx, out, added, y)
+
+
+@converter(LPPool1d, LPPool2d, LPPool3d)
+def lp_pool(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """``(K * avgpool(x^p))^(1/p)`` with the layer's own average pool (K: window size)."""
+    from ._pool_norm import avg_pool2d
+
+    y = ctx.run(layer, x.value)
+    dtype, p = x.value.dtype, layer.norm_type
+    # (the example value only gives the pool its input's shape)
+    powered = Tensor(ctx.node("Pow", [x, ctx.const(np.asarray(p, dtype), "p")])[0],
+                     np.abs(x.value))
+    mean = (avg_pool2d if isinstance(layer, LPPool2d) else avg_pool_nd)(ctx, layer, powered)
+    total = ctx.node("Mul", [mean, ctx.const(np.asarray(layer._window_size(), dtype), "K")])
+    return ctx.op("Pow", [total[0], ctx.const(np.asarray(1.0 / p, dtype), "inverse_p")], y)
+
+
+# PyTorch's modes as Resize's (mode, coordinate transformation, nearest rounding)
+_RESIZE = {"nearest": ("nearest", "asymmetric", "floor"),
+           "nearest-exact": ("nearest", "half_pixel", "round_prefer_ceil"),
+           "linear": ("linear", "half_pixel", None), "bilinear": ("linear", "half_pixel", None),
+           "trilinear": ("linear", "half_pixel", None), "bicubic": ("cubic", "half_pixel", None)}
+
+
+@converter(Upsample, UpsamplingNearest2d, UpsamplingBilinear2d)
+def upsample(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """Resize: by the scale factors when the layer uses them (PyTorch's source rule then uses
+    1/scale), else to the output size (batch and channels copied from the input)."""
+    y = ctx.run(layer, x.value)
+    ctx.ensure(layer.mode in _RESIZE, layer, f"mode {layer.mode!r} is not exported")
+    mode, transform, rounding = _RESIZE[layer.mode]
+    if layer.align_corners and mode != "nearest":
+        transform = "align_corners"
+    in_size = x.value.shape[2:]
+    out_size, scales = layer._sizes(in_size)
+    attrs = dict(mode=mode, coordinate_transformation_mode=transform, nearest_mode=rounding)
+    if mode == "cubic":
+        attrs["cubic_coeff_a"] = -0.75
+    if all(s is not None for s in scales):
+        factors = ctx.const(np.asarray([1.0, 1.0, *scales], np.float32), "scales")
+        return ctx.op("Resize", [x, None, factors], y, **attrs)
+    lead = ctx.node("Slice", [ctx.node("Shape", [x])[0], ctx.ints([0], "start"),
+                              ctx.ints([2], "end")])[0]
+    sizes = ctx.node("Concat", [lead, ctx.ints(list(out_size), "spatial")], axis=0)[0]
+    return ctx.op("Resize", [x, None, None, sizes], y, **attrs)
