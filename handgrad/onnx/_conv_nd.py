@@ -6,6 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool3d,
     AvgPool1d,
     AvgPool3d,
     CircularPad1d,
@@ -205,3 +209,43 @@ def upsample(ctx: ExportContext, layer, x: Tensor) -> Tensor:
                               ctx.ints([2], "end")])[0]
     sizes = ctx.node("Concat", [lead, ctx.ints(list(out_size), "spatial")], axis=0)[0]
     return ctx.op("Resize", [x, None, None, sizes], y, **attrs)
+
+
+@converter(AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveAvgPool3d, AdaptiveMaxPool3d)
+def adaptive_pool_nd(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """Global pools (size 1), plain pools (bins that tile the input), else the averaging
+    matrices along each axis (average) or one ReduceMax per bin (1-d maximum)."""
+    from ..layers.adaptive_pooling import _averaging_matrix, adaptive_bins
+    from ._pool_norm import reduce
+
+    y = ctx.run(layer, x.value)
+    is_max = isinstance(layer, (AdaptiveMaxPool1d, AdaptiveMaxPool3d))
+    dims = 1 if isinstance(layer, (AdaptiveAvgPool1d, AdaptiveMaxPool1d)) else 3
+    h, added = _batched(ctx, x, dims)
+    sizes, outs = x.value.shape[-dims:], y.shape[-dims:]
+    if all(o == 1 for o in outs):
+        out = ctx.node("GlobalMaxPool" if is_max else "GlobalAveragePool", [h])[0]
+    elif all(n % o == 0 for n, o in zip(sizes, outs)):
+        kernel = [n // o for n, o in zip(sizes, outs)]
+        out = ctx.node("MaxPool" if is_max else "AveragePool", [h], kernel_shape=kernel,
+                       strides=kernel)[0]
+    elif not is_max:  # y = x averaged along each axis by its (out, in) matrix
+        out, rank = h, dims + 2
+        for a, (n, o) in enumerate(zip(sizes, outs)):
+            axis = rank - dims + a
+            perm = list(range(rank))
+            perm[axis], perm[-1] = perm[-1], perm[axis]
+            moved = out if axis == rank - 1 else ctx.node("Transpose", [out], perm=perm)[0]
+            matrix = ctx.const(_averaging_matrix(n, o, x.value.dtype).T, "averaging")
+            out = ctx.node("MatMul", [moved, matrix])[0]
+            if axis != rank - 1:
+                out = ctx.node("Transpose", [out], perm=perm)[0]
+    else:
+        ctx.ensure(dims == 1, layer, "uneven bins of a 3-d adaptive max pool are not exported")
+        cells = []
+        for start, end in adaptive_bins(sizes[0], outs[0]):
+            window = ctx.node("Slice", [h, ctx.ints([start], "start"), ctx.ints([end], "end"),
+                                        ctx.ints([2], "axis2")])[0]
+            cells.append(reduce(ctx, "ReduceMax", window, [2], y).name)
+        out = ctx.node("Concat", cells, axis=2)[0]
+    return _unbatched(ctx, out, added, y)

@@ -412,3 +412,33 @@ def test_lp_pools_and_upsampling(factory, sample, tmp_path):
     check_roundtrip(layer, x, tmp_path, [np.abs(rng.standard_normal((3, *sample),
                                                                     dtype=np.float32))],
                     load_back=False)
+
+
+ADAPTIVE_ND = [
+    ("avg1d-global", lambda: hg.AdaptiveAvgPool1d(1), (3, 9)),
+    ("avg1d-even", lambda: hg.AdaptiveAvgPool1d(3), (3, 9)),
+    ("avg1d-uneven", lambda: hg.AdaptiveAvgPool1d(4), (3, 9)),
+    ("max1d-even", lambda: hg.AdaptiveMaxPool1d(3), (3, 9)),
+    ("max1d-uneven", lambda: hg.AdaptiveMaxPool1d(4), (3, 9)),
+    ("avg3d-global", lambda: hg.AdaptiveAvgPool3d(1), (2, 4, 6, 5)),
+    ("avg3d-uneven", lambda: hg.AdaptiveAvgPool3d((3, 2, 4)), (2, 4, 6, 5)),
+    ("avg3d-none", lambda: hg.AdaptiveAvgPool3d((2, None, 3)), (2, 4, 6, 5)),
+    ("max3d-global", lambda: hg.AdaptiveMaxPool3d(1), (2, 4, 6, 5)),
+    ("max3d-even", lambda: hg.AdaptiveMaxPool3d((2, 3, 5)), (2, 4, 6, 5)),
+]
+
+
+@pytest.mark.parametrize("factory, sample", [c[1:] for c in ADAPTIVE_ND],
+                         ids=[c[0] for c in ADAPTIVE_ND])
+def test_adaptive_pools_1d_3d(factory, sample, tmp_path):
+    """Export only (load maps the 2-d adaptive pools back, not these yet)."""
+    rng = np.random.default_rng(19)
+    layer = factory()
+    check_roundtrip(layer, rng.standard_normal((2, *sample), dtype=np.float32), tmp_path,
+                    [rng.standard_normal((3, *sample), dtype=np.float32)], load_back=False)
+
+
+def test_uneven_3d_adaptive_max_is_refused(tmp_path):
+    with pytest.raises(hg.onnx.UnsupportedLayerError, match="uneven bins of a 3-d"):
+        hg.onnx.export(hg.AdaptiveMaxPool3d(2), np.zeros((1, 2, 5, 5, 5), np.float32),
+                       tmp_path / "m.onnx")
