@@ -24,6 +24,7 @@ from ..layers import (
     ConvTranspose1d,
     ConvTranspose2d,
     ConvTranspose3d,
+    Fold,
     LPPool1d,
     LPPool2d,
     LPPool3d,
@@ -35,6 +36,7 @@ from ..layers import (
     ReplicationPad1d,
     ReplicationPad2d,
     ReplicationPad3d,
+    Unfold,
     Upsample,
     UpsamplingBilinear2d,
     UpsamplingNearest2d,
@@ -248,4 +250,49 @@ def adaptive_pool_nd(ctx: ExportContext, layer, x: Tensor) -> Tensor:
                                         ctx.ints([2], "axis2")])[0]
             cells.append(reduce(ctx, "ReduceMax", window, [2], y).name)
         out = ctx.node("Concat", cells, axis=2)[0]
+    return _unbatched(ctx, out, added, y)
+
+
+def _one_hot_kernel(channels: int, kernel: tuple[int, int], dtype) -> np.ndarray:
+    """(C*kh*kw, 1, kh, kw): output channel c*kh*kw + i*kw + j picks window offset (i, j)."""
+    kh, kw = kernel
+    eye = np.eye(kh * kw, dtype=dtype).reshape(kh * kw, 1, kh, kw)
+    return np.tile(eye, (channels, 1, 1, 1))
+
+
+@converter(Unfold)
+def unfold(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """im2col as a grouped convolution with one-hot kernels (exact: products with 1 and 0),
+    then (N, C*kh*kw, OH, OW) -> (N, C*kh*kw, L)."""
+    y = ctx.run(layer, x.value)
+    h, added = _batched(ctx, x, 2)
+    C = x.value.shape[-3]
+    weight = ctx.const(_one_hot_kernel(C, layer._kernel, x.value.dtype), "one_hot")
+    (ph, pw) = layer._padding
+    cols = ctx.node("Conv", [h, weight], kernel_shape=list(layer._kernel),
+                    strides=list(layer._stride), dilations=list(layer._dilation),
+                    pads=[ph, pw, ph, pw], group=C)[0]
+    out = ctx.node("Reshape", [cols, ctx.ints([0, 0, -1], "columns")])[0]
+    return _unbatched(ctx, out, added, y)
+
+
+@converter(Fold)
+def fold(ctx: ExportContext, layer, x: Tensor) -> Tensor:
+    """col2im: the columns as (N, C*kh*kw, OH, OW) through the transposed one-hot
+    convolution (overlapping windows add), sized to output_size by output_padding."""
+    y = ctx.run(layer, x.value)
+    h, added = _batched(ctx, x, 1)
+    kh, kw = layer._kernel
+    C = x.value.shape[-2] // (kh * kw)
+    (H, W), (ph, pw) = layer._output_size, layer._padding
+    (sh, sw), (dh, dw) = layer._stride, layer._dilation
+    oh = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    grid = ctx.node("Reshape", [h, ctx.ints([0, C * kh * kw, oh, ow], "grid")])[0]
+    extra = [H - ((oh - 1) * sh - 2 * ph + dh * (kh - 1) + 1),
+             W - ((ow - 1) * sw - 2 * pw + dw * (kw - 1) + 1)]
+    weight = ctx.const(_one_hot_kernel(C, layer._kernel, x.value.dtype), "one_hot")
+    out = ctx.node("ConvTranspose", [grid, weight], kernel_shape=[kh, kw], strides=[sh, sw],
+                   dilations=[dh, dw], pads=[ph, pw, ph, pw], output_padding=extra,
+                   group=C)[0]
     return _unbatched(ctx, out, added, y)

@@ -442,3 +442,18 @@ def test_uneven_3d_adaptive_max_is_refused(tmp_path):
     with pytest.raises(hg.onnx.UnsupportedLayerError, match="uneven bins of a 3-d"):
         hg.onnx.export(hg.AdaptiveMaxPool3d(2), np.zeros((1, 2, 5, 5, 5), np.float32),
                        tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("layer, sample", [
+    (lambda: hg.Unfold(2), (3, 4, 5)),
+    (lambda: hg.Unfold((2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (3, 6, 7)),
+    (lambda: hg.Fold((4, 5), 2), (12, 12)),
+    (lambda: hg.Fold((7, 8), (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), (18, 28)),
+    (lambda: hg.Fold((6, 6), 2, stride=3), (8, 4)),
+], ids=["unfold", "unfold-dilation-padding-stride", "fold", "fold-dilation-padding-stride",
+        "fold-gaps"])
+def test_fold_and_unfold(layer, sample, tmp_path):
+    """One-hot grouped (transposed) convolutions: exact. Export only."""
+    rng = np.random.default_rng(20)
+    check_roundtrip(layer(), rng.standard_normal((2, *sample), dtype=np.float32), tmp_path,
+                    [rng.standard_normal((3, *sample), dtype=np.float32)], load_back=False)
