@@ -64,7 +64,7 @@ for kind in ("sigmoid", "relu + He init", "sigmoid + BatchNorm", "sigmoid + resi
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for kind, table in tables.items():
-    norms = [r.param_grad_norm for r in table.rows if np.isfinite(r.param_grad_norm)]
+    norms = [r.param_grad_norm for r in table.rows if r.type == "Linear"]
     ax.semilogy(range(1, len(norms) + 1), norms, marker="o", label=kind)
 ax.set_xlabel("Linear layer (input side left)")
 ax.set_ylabel("|dL/dW|")
