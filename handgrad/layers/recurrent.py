@@ -492,3 +492,10 @@ class GRU(_RNNBase):
     """ + _SHAPE_DOC.format(G=3, lstm="", cn="",
                             cache=", activated gates and h W_hn^T + b_hn")
     mode = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float32, rng=None):
+        # PyTorch's GRU signature: no nonlinearity and no proj_size (torch refuses both)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, rng)

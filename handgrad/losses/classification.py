@@ -51,8 +51,10 @@ def _unrows(grad: NDArray, in_shape: tuple[int, ...]) -> NDArray:
 class _ClassIndexLoss(Loss):
     """Shared input/target checks of CrossEntropyLoss and NLLLoss."""
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         name = type(self).__name__
         w = _weight_buffer(self, "weight", weight)
         if w is not None and w.ndim != 1:
@@ -197,9 +199,10 @@ class CrossEntropyLoss(_ClassIndexLoss):
     ``softmax(x)`` and the row weights.
     """
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
         if isinstance(label_smoothing, bool) or not isinstance(
             label_smoothing, (int, float, np.floating)
         ) or not 0.0 <= label_smoothing <= 1.0:
@@ -368,8 +371,10 @@ class NLLLoss(_ClassIndexLoss):
 class _BinaryLoss(Loss):
     """Shared checks of the binary losses: target of the input's shape, broadcastable weights."""
 
-    def __init__(self, weight: Any = None, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.register_buffer("weight", _weight_buffer(self, "weight", weight))
         self._cache = None
 
@@ -416,8 +421,10 @@ class BCEWithLogitsLoss(_BinaryLoss):
     ``exp(-|x|)`` with ``1 + exp(-|x|)`` (backward's sigmoid needs no second ``exp``).
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None):
-        super().__init__(weight, reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(weight, size_average, reduce, reduction)
         self.register_buffer("pos_weight", _weight_buffer(self, "pos_weight", pos_weight))
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:

@@ -51,8 +51,10 @@ class MarginRankingLoss(Loss):
     Forward caches ``-y`` where the hinge is active, else 0.
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, margin: float = 0.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("MarginRankingLoss", "margin", margin)
         self._cache = None
         self.grad_inputs = None
@@ -89,8 +91,10 @@ class HingeEmbeddingLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
-    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, margin: float = 1.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("HingeEmbeddingLoss", "margin", margin)
         self._cache = None
 
@@ -122,8 +126,9 @@ class SoftMarginLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
@@ -152,8 +157,10 @@ class MultiLabelSoftMarginLoss(Loss):
     output a float, or ``(N,)`` (``(*)``) for ``'none'``. Forward caches ``dl/dx``.
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.register_buffer("weight", _weight_buffer(self, "weight", weight))
         self._cache = None
 
@@ -200,8 +207,9 @@ class MultiMarginLoss(Loss):
     """
 
     def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None,
+                 size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean"):
-        super().__init__(reduction)
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         if isinstance(p, bool) or p not in (1, 2):
             raise ValueError(f"MultiMarginLoss: expected p 1 or 2, got {p!r}")
         self.p = int(p)

@@ -83,8 +83,9 @@ def upstream_scale(loss: Loss, grad_output: Any, shape: tuple[int, ...], count: 
 class _DifferenceLoss(Loss):
     """Shared forward/backward for losses that are a function of ``pred - target``."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
@@ -161,7 +162,7 @@ class HuberLoss(_DifferenceLoss):
     """
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) or not (
             delta > 0
         ):
@@ -192,8 +193,10 @@ class SmoothL1Loss(_DifferenceLoss):
     Forward caches ``clip(pred - target, -beta, beta)`` (``pred - target`` for beta 0).
     """
 
-    def __init__(self, reduction: str = "mean", beta: float = 1.0):
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean",
+                 beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
         if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not (
             beta >= 0
         ):

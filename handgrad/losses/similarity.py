@@ -46,8 +46,10 @@ class CosineEmbeddingLoss(Loss):
     ``dl/dcos``.
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, margin: float = 0.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("CosineEmbeddingLoss", "margin", margin)
         self._cache = None
         self.grad_inputs = None
@@ -134,8 +136,9 @@ class TripletMarginLoss(Loss):
     """
 
     def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
-                 swap: bool = False, reduction: str = "mean"):
-        super().__init__(reduction)
+                 swap: bool = False, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("TripletMarginLoss", "margin", margin, positive=True)
         self.p = _check_number("TripletMarginLoss", "p", p, positive=True)
         if not np.isfinite(self.p):
