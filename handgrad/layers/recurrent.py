@@ -179,9 +179,9 @@ class _RNNBase(Layer):
             x = x[:, None, :]
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{self.describe()}: expected a non-empty sequence, got shape "
-                             f"{x.shape}")
+        if x.shape[0] == 0:  # an empty batch (N = 0) runs, as in PyTorch; T = 0 does not
+            raise ValueError(f"{self.describe()}: expected a sequence of length T > 0, got "
+                             f"input of shape {x.shape}")
         return np.ascontiguousarray(x), unbatched
 
     def _to_user(self, y: NDArray, unbatched: bool) -> NDArray:

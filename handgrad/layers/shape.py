@@ -15,7 +15,7 @@ class Flatten(Layer):
     """Flattens dimensions ``start_dim`` to ``end_dim`` into one.
 
     Shape: input ``(N, *dims)``, output ``(N, prod(dims[start_dim-1:end_dim]), ...)``;
-    with the defaults, ``(N, C, H, W) -> (N, C*H*W)``. Caches the input shape.
+    with the defaults, ``(N, C, H, W) -> (N, C*H*W)``. Caches the input and output shapes.
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -40,18 +40,12 @@ class Flatten(Layer):
                 f"shape {x.shape}"
             )
         new_shape = x.shape[:start] + (math.prod(x.shape[start:end + 1]),) + x.shape[end + 1:]
-        self._shape = x.shape if self.caching else None
+        self._shape = (x.shape, new_shape) if self.caching else None
         return x.reshape(new_shape)
 
     def backward(self, grad_out: NDArray) -> NDArray:
-        shape = self._saved(self._shape)
-        grad_out = np.asarray(grad_out)
-        if grad_out.size != math.prod(shape):
-            raise ValueError(
-                f"{self.describe()}: grad_out of shape {grad_out.shape} does not match the "
-                f"forward input shape {shape}"
-            )
-        return grad_out.reshape(shape)
+        shape, out_shape = self._saved(self._shape)
+        return check_grad(self, grad_out, out_shape).reshape(shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

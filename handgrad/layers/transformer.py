@@ -13,7 +13,7 @@ import copy
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import check_positive_int
+from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import xavier_uniform_
 from ..layer import Layer
 from ..random import resolve_rng
@@ -166,6 +166,7 @@ class Transformer(Layer):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  dtype: DTypeLike = np.float32, rng=None):
         super().__init__()
+        self._out_shape = None
         gen = resolve_rng(rng)
         options = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                        layer_norm_eps=layer_norm_eps, batch_first=batch_first,
@@ -197,7 +198,12 @@ class Transformer(Layer):
                 memory_key_padding_mask: NDArray | None = None,
                 src_is_causal: bool | None = None, tgt_is_causal: bool | None = None,
                 memory_is_causal: bool = False) -> NDArray:
-        src, tgt = np.asarray(src), np.asarray(tgt)
+        src, tgt = as_float_input(self, src, "src"), as_float_input(self, tgt, "tgt")
+        if src.ndim not in (2, 3) or tgt.ndim != src.ndim:
+            layout = "(N, S, E)" if self.batch_first else "(S, N, E)"
+            raise ValueError(f"{self.describe()}: expected src and tgt of shape {layout} or "
+                             f"unbatched (S, E), with E = d_model = {self.d_model}, got "
+                             f"{src.shape} and {tgt.shape}")
         batch_axis = 0 if self.batch_first else 1
         if src.ndim == 3 and (tgt.ndim != 3 or src.shape[batch_axis] != tgt.shape[batch_axis]):
             raise ValueError(f"{self.describe()}: expected src and tgt with one batch size "
@@ -207,12 +213,15 @@ class Transformer(Layer):
                              f"to be d_model={self.d_model}, got {src.shape} and {tgt.shape}")
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
                               is_causal=src_is_causal)
-        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                            tgt_key_padding_mask=tgt_key_padding_mask,
-                            memory_key_padding_mask=memory_key_padding_mask,
-                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+        out = self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                           tgt_key_padding_mask=tgt_key_padding_mask,
+                           memory_key_padding_mask=memory_key_padding_mask,
+                           tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+        self._out_shape = out.shape if self.caching else None
+        return out
 
     def backward(self, grad_out: NDArray) -> tuple[NDArray, NDArray]:
+        grad_out = check_grad(self, grad_out, self._saved(self._out_shape))
         grad_tgt, grad_memory = self.decoder.backward(grad_out)
         return self.encoder.backward(grad_memory), grad_tgt
 

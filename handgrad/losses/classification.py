@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from ._softmax_ce import softmax_ce_backward, softmax_ce_forward
 from .base import Loss
-from .regression import check_pred, check_same_shape_target, upstream_scale
+from .regression import as_array, check_pred, check_same_shape_target, upstream_scale
 
 
 def _weight_buffer(loss: Loss, name: str, value: Any) -> NDArray | None:
@@ -71,8 +71,7 @@ class _ClassIndexLoss(Loss):
         finite unless ``finite`` is False (the caller does it)."""
         name = type(self).__name__
         x = check_pred(self, pred, finite)
-        if not isinstance(target, np.ndarray):
-            target = np.asarray(target)
+        target = as_array(self, target, "target")
         if x.ndim == 0:
             raise ValueError(f"{name}: expected input of shape (N, C) or (N, C, d1, ...), got ()")
         unbatched = x.ndim == 1
@@ -106,7 +105,7 @@ class _ClassIndexLoss(Loss):
                 f"got {target.shape}"
             )
         ignore_index = self.ignore_index
-        if target.min() < 0 or target.max() >= c:  # ignored entries or bad class indices
+        if target.size and (target.min() < 0 or target.max() >= c):  # ignored or bad
             bad = (target != ignore_index) & ((target < 0) | (target >= c))
             if bad.any():
                 value = int(target[bad].flat[0])
@@ -421,6 +420,8 @@ class BCEWithLogitsLoss(_BinaryLoss):
     ``exp(-|x|)`` with ``1 + exp(-|x|)`` (backward's sigmoid needs no second ``exp``).
     """
 
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
     def __init__(self, weight: Any = None, size_average: bool | None = None,
                  reduce: bool | None = None,
                  reduction: str = "mean", pos_weight: Any = None):
@@ -493,6 +494,8 @@ class BCELoss(_BinaryLoss):
     Shape: input ``(*)`` with values in [0, 1], target ``(*)``; output a float, or ``(*)``
     for ``'none'``. Forward caches the input, target and weight.
     """
+
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x = check_pred(self, pred)

@@ -20,7 +20,7 @@ from ..layers.activation_smooth import softplus
 from .base import Loss
 from .classification import _weight_buffer
 from .probabilistic import _check_number, scale_for
-from .regression import check_pred, check_same_shape_target
+from .regression import as_array, check_pred, check_same_shape_target
 
 
 def check_second_input(loss: Loss, x: NDArray, other: Any, what: str) -> NDArray:
@@ -50,6 +50,8 @@ class MarginRankingLoss(Loss):
     Shape: x1 ``(*)``, x2 and y the same shape; output a float, or ``(*)`` for ``'none'``.
     Forward caches ``-y`` where the hinge is active, else 0.
     """
+
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
 
     def __init__(self, margin: float = 0.0, size_average: bool | None = None,
                  reduce: bool | None = None,
@@ -126,6 +128,8 @@ class SoftMarginLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
+
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean"):
         super().__init__(reduction, size_average=size_average, reduce=reduce)
@@ -156,6 +160,8 @@ class MultiLabelSoftMarginLoss(Loss):
     Shape: input ``(N, C)`` or ``(C,)`` (generally ``(*, C)``), target the same (0/1);
     output a float, or ``(N,)`` (``(*)``) for ``'none'``. Forward caches ``dl/dx``.
     """
+
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
 
     def __init__(self, weight: Any = None, size_average: bool | None = None,
                  reduce: bool | None = None,
@@ -223,7 +229,7 @@ class MultiMarginLoss(Loss):
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x = check_pred(self, pred, allow_empty=True)
-        target = np.asarray(target)
+        target = as_array(self, target, "target")
         unbatched = x.ndim == 1
         if x.ndim not in (1, 2) or (unbatched and x.shape[0] == 0):
             raise ValueError(f"MultiMarginLoss: expected input of shape (N, C) or (C,) with "

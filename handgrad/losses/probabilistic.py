@@ -52,6 +52,8 @@ class KLDivLoss(Loss):
     Forward caches ``t`` (as probabilities).
     """
 
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean",
                  log_target: bool = False):
@@ -174,6 +176,8 @@ class GaussianNLLLoss(Loss):
     input's shape without its last dimension, or a float; output a float, or the input's
     shape for ``'none'``. Forward caches ``x - t``, ``v`` and var's shape.
     """
+
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
 
     def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
         super().__init__(reduction)

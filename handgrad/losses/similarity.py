@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from .base import Loss
 from .margin import check_second_input
 from .probabilistic import _check_number, scale_for
-from .regression import check_pred
+from .regression import as_array, check_pred
 
 EPSILON = 1e-12  # added to each squared norm in the cosine, as PyTorch
 
@@ -60,7 +60,7 @@ class CosineEmbeddingLoss(Loss):
         if x1.ndim not in (1, 2):
             raise ValueError(f"CosineEmbeddingLoss: expected inputs of shape (N, D) or (D,), "
                              f"got {x1.shape}")
-        y = np.asarray(target)
+        y = as_array(self, target, "target")
         if y.shape != x1.shape[:-1]:
             raise ValueError(f"CosineEmbeddingLoss: expected target of shape {x1.shape[:-1]}, "
                              f"got {y.shape}")

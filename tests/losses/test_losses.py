@@ -326,10 +326,27 @@ def test_mismatched_shapes(make):
         make()(np.full((4, 3), 0.5), np.zeros(4))
 
 
-@pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss])
-def test_empty_batch(make):
-    with pytest.raises(ValueError, match=rf"{make.__name__}: expected a non-empty batch.*\(0, 3\)"):
-        make()(np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("make,target", [
+    (MSELoss, np.zeros((0, 3))), (L1Loss, np.zeros((0, 3))), (HuberLoss, np.zeros((0, 3))),
+    (SmoothL1Loss, np.zeros((0, 3))), (CrossEntropyLoss, np.zeros(0, np.int64)),
+    (CrossEntropyLoss, np.zeros((0, 3))), (NLLLoss, np.zeros(0, np.int64)),
+    (BCEWithLogitsLoss, np.zeros((0, 3))), (BCELoss, np.zeros((0, 3)))])
+def test_empty_batch(make, target, reduction):
+    """N = 0 as in PyTorch: NaN for 'mean', 0 for 'sum', an empty array for 'none'; the
+    gradient is empty and keeps the dtype (these refused N = 0 before)."""
+    loss = make(reduction=reduction)
+    value = loss(np.zeros((0, 3), np.float32), target.astype(np.float32)
+                 if target.dtype.kind == "f" else target)
+    if reduction == "none":
+        per_row = make in (CrossEntropyLoss, NLLLoss)
+        assert np.shape(value) == ((0,) if per_row else (0, 3))
+    elif reduction == "sum":
+        assert value == 0.0
+    else:
+        assert np.isnan(value)
+    grad = loss.backward()
+    assert grad.shape == (0, 3) and grad.dtype == np.float32
 
 
 @pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, BCEWithLogitsLoss])

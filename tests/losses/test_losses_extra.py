@@ -306,7 +306,7 @@ def test_float32_stays_float32():
     for loss, args in [(KLDivLoss(), [x, np.abs(y)]), (PoissonNLLLoss(), [x, np.abs(y)]),
                        (GaussianNLLLoss(), [x, y, np.abs(y)]), (SoftMarginLoss(), [x, sign]),
                        (MarginRankingLoss(), [x, y, sign]), (HingeEmbeddingLoss(), [x, sign]),
-                       (MultiLabelSoftMarginLoss(), [x, sign > 0]),
+                       (MultiLabelSoftMarginLoss(), [x, (sign > 0).astype(np.float32)]),
                        (MultiMarginLoss(), [x, np.array([0, 1, 3])]),
                        (CosineEmbeddingLoss(), [x, y, np.array([1, -1, 1])]),
                        (TripletMarginLoss(), [x, y, -y])]:
