@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import as_float_input, check_positive_int, check_probability
+from .._validation import as_array, as_float_input, check_positive_int, check_probability
 from ..init import uniform_
 from ..layer import Layer
 from ..ops import recurrent as kernels
@@ -264,7 +264,7 @@ class _RNNBase(Layer):
 
     def _length_groups(self, lengths, T: int, N: int, unbatched: bool):
         """``[(length, row indices), ...]`` for the distinct lengths, longest first."""
-        lengths = np.asarray(lengths)
+        lengths = as_array(self, lengths, "lengths")
         if unbatched:
             lengths = lengths.reshape(-1)
         if lengths.shape != (N,) or lengths.dtype.kind not in "iu":
@@ -333,7 +333,7 @@ class _RNNBase(Layer):
         if grad_out is None:
             grad = np.zeros(out_shape, dtype=self.dtype)
         else:
-            grad = np.asarray(grad_out)
+            grad = as_array(self, grad_out, "grad_out", kinds="biuf")
             user_shape = self._to_user(np.empty(out_shape, dtype=np.int8), unbatched).shape
             if grad.shape != user_shape:
                 raise ValueError(f"{self.describe()}: expected grad_out of shape {user_shape} "

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_grad
+from .._validation import as_array, check_grad
 from ..layer import Layer
 
 
@@ -25,7 +25,7 @@ class Flatten(Layer):
         self._shape = None
 
     def forward(self, x: NDArray) -> NDArray:
-        x = np.asarray(x)
+        x = as_array(self, x)
         ndim = max(x.ndim, 1)
         start, end = self.start_dim, self.end_dim
         if not (-ndim <= start < ndim and -ndim <= end < ndim):
@@ -65,7 +65,7 @@ class Unflatten(Layer):
         self._shape = None
 
     def forward(self, x: NDArray) -> NDArray:
-        x = np.asarray(x)
+        x = as_array(self, x)
         if not -x.ndim <= self.dim < x.ndim:
             raise ValueError(f"{self.describe()}: dim out of range for input shape {x.shape}")
         d = self.dim % x.ndim
