@@ -67,7 +67,8 @@ class KLDivLoss(Loss):
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
-        x = check_pred(self, pred, allow_empty=True)
+        # log-probabilities may be -inf (log 0); like PyTorch, non-finite values propagate
+        x = check_pred(self, pred, finite=False, allow_empty=True)
         t = check_same_shape_target(self, x, target)
         if self.log_target:
             p = np.exp(t)
