@@ -151,7 +151,8 @@ def test_legacy_reduction_arguments_mean_what_they_mean_in_torch():
 # --------------------------------------------------------------------------------------
 # PyTorch's own module test inputs (torch.testing._internal.common_modules.module_db): every
 # constructor call and forward input PyTorch tests its modules with, run through the
-# handgrad class of the same name with torch's weights; outputs must agree.
+# handgrad class of the same name with torch's weights; outputs, input gradients and
+# parameter gradients (for a random upstream gradient) must agree.
 
 def _module_db():
     import sys
@@ -212,8 +213,9 @@ def _to_handgrad_arg(value):
     return value
 
 
-def _run_db_case(cls, module_info, case):
-    """None when handgrad matches torch on this case, else a one-line description."""
+def _run_db_case(cls, module_info, case, gradients=True):
+    """None when handgrad matches torch on this case (outputs, and with ``gradients`` the
+    input and parameter gradients too), else a one-line description."""
     import numpy as np
 
     args, kwargs = case.constructor_input.args, case.constructor_input.kwargs
@@ -224,6 +226,11 @@ def _run_db_case(cls, module_info, case):
     theirs = module_info.module_cls(*args, **kwargs).double()
     expected = theirs(*fargs, **fkwargs)
     expected = expected[0] if isinstance(expected, tuple) else expected
+    upstream = None
+    if gradients and expected.requires_grad:  # a random upstream gradient, not ones
+        upstream = (torch.randn_like(expected) if expected.dim()
+                    else torch.tensor(1.3, dtype=expected.dtype))
+        expected.backward(upstream)
     try:
         ours_kwargs = {k: _to_handgrad_arg(v) for k, v in kwargs.items()}
         ours_args = [_to_handgrad_arg(a) for a in args]
@@ -246,6 +253,22 @@ def _run_db_case(cls, module_info, case):
         return f"{where}: output shape {np.shape(got)}, torch {want.shape}"
     if not np.allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True):
         return f"{where}: outputs differ by up to {np.nanmax(np.abs(got - want)):.3g}"
+    if upstream is None:
+        return None
+    try:
+        grad_in = ours.backward(upstream.numpy() if upstream.dim() else float(upstream))
+    except Exception as error:  # noqa: BLE001 - reported as the failure
+        return f"{where}: backward raised {type(error).__name__}: {str(error)[:120]}"
+    grad_in = grad_in[0] if isinstance(grad_in, tuple) else grad_in
+    first = fargs[0] if fargs else next(iter(fkwargs.values()))
+    if isinstance(first, torch.Tensor) and first.grad is not None and grad_in is not None:
+        if not np.allclose(grad_in, first.grad.numpy(), rtol=1e-5, atol=1e-6, equal_nan=True):
+            return f"{where}: input gradients differ"
+    ours_params = dict(ours.named_parameters())
+    for param_name, param in theirs.named_parameters():
+        if param.grad is not None and not np.allclose(
+                ours_params[param_name].grad, param.grad.numpy(), rtol=1e-5, atol=1e-6):
+            return f"{where}: gradients of {param_name} differ"
     return None
 
 
@@ -256,10 +279,10 @@ def test_pytorch_module_db_inputs(name):
     failures, total = [], 0
     for module_info in (m for m in MODULE_DB if m.module_cls.__name__ == name):
         cases = module_info.module_inputs_func(module_info, device="cpu", dtype=torch.float64,
-                                               requires_grad=False, training=True)
+                                               requires_grad=True, training=True)
         for case in cases:
-            total += 1
-            failure = _run_db_case(cls, module_info, case)
+            total += 1  # gradients on the first 20 cases of a class: the suite stays fast
+            failure = _run_db_case(cls, module_info, case, gradients=total <= 20)
             if failure:
                 failures.append(failure)
     assert total > 0
