@@ -68,3 +68,17 @@ def check_probability(layer_name: str, arg: str, value: Any) -> float:
     ):
         raise ValueError(f"{layer_name}: expected {arg} in [0, 1], got {value!r}")
     return float(value)
+
+
+def check_int(layer_name: str, arg: str, value: Any) -> int:
+    """``value`` as an int (negative allowed, e.g. a dim); TypeError for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer_name}: expected an integer {arg}, got {value!r}")
+    return int(value)
+
+
+def check_real(layer_name: str, arg: str, value: Any) -> float:
+    """``value`` as a float; TypeError unless a real number (bool excluded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer_name}: expected a real number {arg}, got {value!r}")
+    return float(value)

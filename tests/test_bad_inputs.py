@@ -248,3 +248,27 @@ def test_the_fuzzer_catches_a_numpy_error():
 
     with pytest.raises(IndexError):
         assert_clean_error("Leaky", Leaky(), lambda: Leaky()(np.ones(2)))
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: L.Flatten("a"), TypeError, "Flatten: expected an integer start_dim"),
+    (lambda: L.Unflatten(1, (2, -1, -1)), ValueError, "Unflatten: expected unflattened_size"),
+    (lambda: L.Unflatten(1, 6), TypeError, "Unflatten: expected unflattened_size as a tuple"),
+    (lambda: L.LeakyReLU("x"), TypeError, "LeakyReLU: expected a real number negative_slope"),
+    (lambda: L.ELU("x"), TypeError, "ELU: expected a real number alpha"),
+    (lambda: L.CosineSimilarity("x"), TypeError, "CosineSimilarity: expected an integer dim"),
+    (lambda: L.PairwiseDistance("x"), TypeError, "PairwiseDistance: expected a real number p"),
+])
+def test_constructor_junk_names_the_class(make, error, message):
+    """These were ValueErrors from int()/float() or a TypeError from a comparison."""
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_unflatten_infers_one_size_as_pytorch():
+    layer = L.Unflatten(1, (2, -1))
+    y = layer(_x(3, 6))
+    assert y.shape == (3, 2, 3)  # was refused: "expected dimension 1 of size -2"
+    assert layer.backward(np.ones(y.shape, F32)).shape == (3, 6)
+    with pytest.raises(ValueError, match=r"Unflatten\(.*dimension 1 of size 5 is not divisible"):
+        layer(_x(3, 5))
