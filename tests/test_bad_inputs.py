@@ -173,6 +173,7 @@ def test_layer_junk_raises_clean_errors(name, make, args, axes, extra, unbatched
 def test_layer_empty_batch_and_unbatched(name, make, args, axes, extra, unbatched):
     layer = make()
     y = _first(layer(*args))
+    assert y.dtype == F32  # float32 in, float32 out (never promoted)
     axis = axes[0]
     empty = [np.take(a, np.arange(0), axis=ax) for a, ax in zip(args, axes)]
     layer = make()
