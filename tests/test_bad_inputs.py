@@ -273,3 +273,10 @@ def test_unflatten_infers_one_size_as_pytorch():
     assert layer.backward(np.ones(y.shape, F32)).shape == (3, 6)
     with pytest.raises(ValueError, match=r"Unflatten\(.*dimension 1 of size 5 is not divisible"):
         layer(_x(3, 5))
+
+
+@pytest.mark.parametrize("value", [1.5, -0.5, np.nan])
+def test_bce_target_outside_zero_one_is_refused_as_pytorch(value):
+    """Was a silent (wrong) loss value; PyTorch raises."""
+    with pytest.raises(ValueError, match="BCELoss: expected target probabilities in"):
+        S.BCELoss()(np.full((2, 2), 0.5, F32), np.full((2, 2), value, F32))

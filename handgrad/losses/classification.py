@@ -507,6 +507,12 @@ class BCELoss(_BinaryLoss):
                 f"on logits"
             )
         y = check_same_shape_target(self, x, target)
+        outside = ~((y >= 0) & (y <= 1))  # NaN counts as outside, as in PyTorch
+        if outside.any():
+            raise ValueError(
+                f"BCELoss: expected target probabilities in [0, 1], got {int(outside.sum())} "
+                f"value(s) outside, e.g. {float(y[outside].flat[0])!r}"
+            )
         weight = self._buffer("weight", x)
         with np.errstate(divide="ignore"):
             log_x = np.maximum(np.log(x), -100)
