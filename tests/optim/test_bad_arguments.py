@@ -132,3 +132,24 @@ def test_scheduler_steps_still_follow_torch():
     plateau.step(np.float32(1.0))
     plateau.step(np.array([2.0]))  # a one-element array, as torch's float(tensor)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0025)
+
+
+def test_clip_grad_arguments():
+    ps = params()
+    for p in ps:
+        p.grad = np.ones_like(p.data)
+    assert_names(ValueError, "clip_grad_norm_: expected max_norm >= 0",
+                 lambda: optim.clip_grad_norm_(ps, -1.0))  # flipped every gradient's sign
+    assert np.all(ps[0].grad == 1.0)
+    assert_names(TypeError, "clip_grad_norm_: expected a real number max_norm",
+                 lambda: optim.clip_grad_norm_(ps, "x"))
+    assert_names(TypeError, "clip_grad_norm_: expected a real number norm_type",
+                 lambda: optim.clip_grad_norm_(ps, 1.0, norm_type=None))
+    assert_names(TypeError, "clip_grad_norm_: expected a Parameter or an iterable",
+                 lambda: optim.clip_grad_norm_(None, 1.0))
+    assert_names(TypeError, "clip_grad_value_: expected Parameters",
+                 lambda: optim.clip_grad_value_([np.zeros(2)], 1.0))
+    assert_names(TypeError, "clip_grad_value_: expected a real number clip_value",
+                 lambda: optim.clip_grad_value_(ps, None))
+    total = optim.clip_grad_norm_(ps, 1.0, norm_type="inf")  # torch accepts the string too
+    assert total == pytest.approx(1.0)
