@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -64,7 +65,16 @@ _IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
+def _folder(loader: str, path: Any) -> str:
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{loader}: expected the data folder as a path, got "
+                        f"{type(path).__name__}")
+    return os.fsdecode(os.fspath(path))
+
+
 def _read_bytes(path: str) -> bytes:
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, expected a file")
     if path.endswith(".gz"):
         try:
             with gzip.open(path, "rb") as file:
@@ -122,7 +132,7 @@ def _load_idx_pair(loader: str, path: str, kind: str, dtype: DTypeLike,
     dtype = _float_dtype(loader, dtype)
     if kind not in ("train", "test"):
         raise ValueError(f"{loader}: expected kind 'train' or 'test', got {kind!r}")
-    folder = os.fspath(path)
+    folder = _folder(loader, path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{loader}: data folder {folder} does not exist")
     prefix = "train" if kind == "train" else "t10k"
@@ -193,7 +203,7 @@ def load_cifar10(path: str | os.PathLike, train: bool = True,
     ``(N, 3, 32, 32)`` scaled to [0, 1] and int64 labels; names in ``CIFAR10_CLASSES``.
     """
     dtype = _float_dtype("load_cifar10", dtype)
-    folder = os.fspath(path)
+    folder = _folder("load_cifar10", path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"load_cifar10: data folder {folder} does not exist")
     sub = os.path.join(folder, "cifar-10-batches-bin")

@@ -14,7 +14,7 @@ Either way the loader yields tuples of arrays, one per field (``(x, y)`` for a p
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,8 +66,17 @@ class Subset:
     """The samples of ``dataset`` at ``indices`` (what ``random_split`` returns)."""
 
     def __init__(self, dataset: Any, indices: Sequence[int] | NDArray):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"Subset: expected a dataset with __len__ and __getitem__, got "
+                            f"{type(dataset).__name__}")
         self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64)
+        try:
+            indices = np.asarray(indices)
+        except ValueError as err:  # ragged nested lists
+            raise TypeError(f"Subset: expected integer indices, got {err}") from None
+        if indices.size and indices.dtype.kind not in "iu":
+            raise TypeError(f"Subset: expected integer indices, got dtype {indices.dtype}")
+        self.indices = indices.astype(np.int64, copy=False)
         n = len(dataset)
         if self.indices.ndim != 1:
             raise ValueError(f"Subset: expected 1-D indices, got shape {self.indices.shape}")
@@ -87,15 +96,17 @@ class Subset:
         return f"Subset({len(self)} of {self.dataset!r})"
 
 
-def _as_dataset(data: Any) -> Any:
+def _as_dataset(data: Any, owner: str = "DataLoader") -> Any:
     """Arrays become a TensorDataset; anything indexable is used as it is."""
     if isinstance(data, np.ndarray):
         return TensorDataset(data)
-    if isinstance(data, tuple) and data and all(isinstance(a, np.ndarray) for a in data):
-        return TensorDataset(*data)
-    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+    if isinstance(data, tuple) and data and all(
+            isinstance(a, (np.ndarray, np.generic, list)) for a in data):
+        return TensorDataset(*data)  # (x, y) given as arrays or nested lists
+    if isinstance(data, (str, bytes, Mapping)) or not (
+            hasattr(data, "__len__") and hasattr(data, "__getitem__")):
         raise TypeError(
-            f"DataLoader: expected an array, a tuple of arrays or a dataset with __len__ and "
+            f"{owner}: expected an array, a tuple of arrays or a dataset with __len__ and "
             f"__getitem__, got {type(data).__name__}"
         )
     return data
@@ -126,8 +137,17 @@ def _collate(samples: list[Any]) -> tuple[NDArray, ...]:
                     f"DataLoader: samples have different structures: {width} fields in the "
                     f"first sample, got {s!r:.80}"
                 )
-        return tuple(np.stack([np.asarray(s[k]) for s in samples]) for k in range(width))
-    return (np.stack([np.asarray(s) for s in samples]),)
+        return tuple(_stack([s[k] for s in samples]) for k in range(width))
+    return (_stack(samples),)
+
+
+def _stack(fields: list[Any]) -> NDArray:
+    try:
+        return np.stack([np.asarray(f) for f in fields])
+    except ValueError as err:  # samples of different shapes
+        shapes = sorted({np.shape(f) for f in fields})
+        raise ValueError(f"DataLoader: cannot batch samples of different shapes {shapes[:4]} "
+                         f"({err}); for arrays x and y pass the tuple (x, y), not a list") from None
 
 
 class DataLoader:
@@ -171,6 +191,9 @@ class DataLoader:
             raise TypeError(
                 f"DataLoader: expected a callable transform, got {type(transform).__name__}"
             )
+        for arg, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"DataLoader: expected {arg} True or False, got {value!r}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle "
                              "(the sampler decides the order; DistributedSampler shuffles)")
@@ -182,7 +205,10 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.rng = spawn_rng(rng)
+        try:
+            self.rng = spawn_rng(rng)
+        except TypeError as err:
+            raise TypeError(f"DataLoader: {err}") from None
         self.transform = transform
         self._fast = _fast_arrays(self.dataset)
 
@@ -275,9 +301,17 @@ def random_split(
     fractions summing to 1 (as in PyTorch: each length is ``floor(fraction * N)`` and the
     remaining samples go one each to the first subsets).
     """
-    dataset = _as_dataset(dataset)
+    dataset = _as_dataset(dataset, "random_split")
     n = len(dataset)
+    if isinstance(lengths_or_fractions, (str, bytes)) or not hasattr(lengths_or_fractions,
+                                                                     "__iter__"):
+        raise TypeError(f"random_split: expected a list of lengths or fractions, got "
+                        f"{lengths_or_fractions!r}")
     values = list(lengths_or_fractions)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"random_split: expected integer lengths or float fractions, got "
+                            f"{v!r}")
     if not values:
         raise ValueError("random_split: expected at least one length or fraction")
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
@@ -339,7 +373,8 @@ def train_val_split(
             f"train_val_split: expected x and y with the same first dimension, got shapes "
             f"{x.shape} and {y.shape}"
         )
-    if isinstance(val_fraction, bool) or not (0.0 < float(val_fraction) < 1.0):
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)
+                                                        ) or not (0.0 < val_fraction < 1.0):
         raise ValueError(f"train_val_split: expected val_fraction in (0, 1), got "
                          f"{val_fraction!r}")
     n = x.shape[0]

@@ -35,6 +35,9 @@ class CharVocab:
     """
 
     def __init__(self, chars: Iterable[str]):
+        if not hasattr(chars, "__iter__"):
+            raise TypeError(f"CharVocab: expected a string or an iterable of characters, got "
+                            f"{type(chars).__name__}")
         unique = sorted(set(chars))
         if not unique:
             raise ValueError("CharVocab: expected at least one character, got none")

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import erf
 
-from .._validation import as_float_input, check_grad
+from .._validation import as_float_input, check_grad, check_real
 from ..layer import Layer
 from ..ops.elementwise import clamp_min_zero
 from ..ops.parallel import run_chunks, split
@@ -127,7 +127,7 @@ class LeakyReLU(_InplaceElementwise):
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__(inplace)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
 
     def _forward(self, x):
         return np.where(x > 0, x, x * x.dtype.type(self.negative_slope)), x
@@ -242,7 +242,7 @@ class ELU(_InplaceElementwise):
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__(inplace)
-        self.alpha = float(alpha)
+        self.alpha = check_real("ELU", "alpha", alpha)
 
     def _forward(self, x):
         a = x.dtype.type(self.alpha)

@@ -253,7 +253,8 @@ class ConvTranspose1d(ConvTranspose2d):
     ``y[n, o, t*s + j*d - p] += W[c, o, j] * x[n, c, t]`` (+ ``b[o]``).
 
     Args:
-        as ``ConvTranspose2d``, each geometry argument ``k`` or ``(k,)``.
+        in_channels, out_channels, kernel_size: as ``ConvTranspose2d``; so are stride,
+            padding, output_padding, groups, bias and dilation (each ``k`` or ``(k,)``).
 
     Shape:
         - input: ``(N, C, L)`` or ``(C, L)``

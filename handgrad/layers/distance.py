@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import as_float_input, check_grad
+from .._validation import as_float_input, check_grad, check_int, check_real
 from ..layer import Layer
 
 __all__ = ["CosineSimilarity", "PairwiseDistance"]
@@ -55,8 +55,8 @@ class CosineSimilarity(Layer):
 
     def __init__(self, dim: int = 1, eps: float = 1e-8):
         super().__init__()
-        self.dim = int(dim)
-        self.eps = float(eps)
+        self.dim = check_int("CosineSimilarity", "dim", dim)
+        self.eps = check_real("CosineSimilarity", "eps", eps)
         self._cache = None
 
     def forward(self, x1: NDArray, x2: NDArray) -> NDArray:
@@ -104,10 +104,10 @@ class PairwiseDistance(Layer):
 
     def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
         super().__init__()
-        if not p > 0:
+        if not check_real("PairwiseDistance", "p", p) > 0:
             raise ValueError(f"PairwiseDistance: expected a positive norm degree p, got {p!r}")
         self.norm = float(p)
-        self.eps = float(eps)
+        self.eps = check_real("PairwiseDistance", "eps", eps)
         self.keepdim = bool(keepdim)
         self._cache = None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import as_float_input, check_grad, check_positive_int
+from .._validation import as_array, as_float_input, check_grad, check_positive_int
 from ..init import normal_
 from ..layer import Layer
 from ..parameter import Parameter
@@ -76,7 +76,7 @@ class _Table(Layer):
             self.weight.data[self.padding_idx] = 0
 
     def _check_ids(self, x) -> NDArray:
-        ids = np.asarray(x)
+        ids = as_array(self, x, "ids")
         if ids.dtype.kind not in "iu":
             raise TypeError(f"{self.describe()}: expected integer ids, got dtype {ids.dtype}")
         if ids.size:
@@ -203,8 +203,9 @@ class EmbeddingBag(_Table):
     ``layer.grad_per_sample_weights``.
 
     Args:
-        num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse,
-            padding_idx, _weight, _freeze: as ``Embedding`` (PyTorch's order).
+        num_embeddings: size of the table; the other table arguments (embedding_dim,
+            max_norm, norm_type, scale_grad_by_freq, sparse, padding_idx, _weight) are as
+            ``Embedding``'s, in PyTorch's order.
         mode: ``'mean'`` (default), ``'sum'`` or ``'max'``.
         include_last_offset: ``offsets`` has B + 1 entries, the last one the end of the
             last bag (CSR style).
@@ -245,7 +246,7 @@ class EmbeddingBag(_Table):
             raise ValueError(f"{self.describe()}: expected a 2-d input (B, L), or a 1-d input "
                              f"with offsets, got input of shape {ids.shape} and offsets "
                              f"{'None' if offsets is None else 'given'}")
-        offsets = np.asarray(offsets)
+        offsets = as_array(self, offsets, "offsets")
         if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or (
                 self.include_last_offset and offsets.size == 0):
             raise ValueError(f"{self.describe()}: expected 1-d integer offsets (at least one "

@@ -48,8 +48,8 @@ class Linear(Layer):
     def reset_parameters(self, rng=None) -> None:
         default_weight_init_(self.weight, self.bias, resolve_rng(rng))
 
-    def forward(self, x: NDArray) -> NDArray:
-        x = as_float_input(self, x)
+    def forward(self, input: NDArray) -> NDArray:  # PyTorch's name: linear(input=x) works
+        x = as_float_input(self, input)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self.describe()}: expected input of shape (*, {self.in_features}), "
@@ -145,9 +145,9 @@ class Bilinear(Layer):
         if self.bias is not None:
             uniform_(self.bias, -bound, bound, gen)
 
-    def forward(self, x1: NDArray, x2: NDArray) -> NDArray:
-        x1 = as_float_input(self, x1, "input1")
-        x2 = as_float_input(self, x2, "input2")
+    def forward(self, input1: NDArray, input2: NDArray) -> NDArray:  # PyTorch's names
+        x1 = as_float_input(self, input1, "input1")
+        x2 = as_float_input(self, input2, "input2")
         if x1.shape[-1:] != (self.in1_features,) or x2.shape[-1:] != (self.in2_features,) \
                 or x1.shape[:-1] != x2.shape[:-1]:
             raise ValueError(f"{self.describe()}: expected inputs of shapes (*, "

@@ -162,6 +162,9 @@ class ReflectionPad2d(_PadNd):
 
     mode = "reflect"
 
+    def __init__(self, padding: Any):  # PyTorch's signature: no fill value
+        super().__init__(padding)
+
 
 class ReflectionPad1d(ReflectionPad2d):
     """``ReflectionPad2d`` for the last axis only, as ``torch.nn.ReflectionPad1d``.
@@ -191,6 +194,9 @@ class ReplicationPad2d(_PadNd):
 
     mode = "replicate"
 
+    def __init__(self, padding: Any):  # PyTorch's signature: no fill value
+        super().__init__(padding)
+
 
 class ReplicationPad1d(ReplicationPad2d):
     """``ReplicationPad2d`` for the last axis only, as ``torch.nn.ReplicationPad1d``.
@@ -219,6 +225,9 @@ class CircularPad2d(_PadNd):
     """
 
     mode = "circular"
+
+    def __init__(self, padding: Any):  # PyTorch's signature: no fill value
+        super().__init__(padding)
 
 
 class CircularPad1d(CircularPad2d):

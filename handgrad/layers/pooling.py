@@ -302,8 +302,8 @@ class MaxPool1d(MaxPool2d):
     in L.
 
     Args:
-        kernel_size, stride (default ``kernel_size``), padding, dilation, return_indices,
-        ceil_mode: ints (or 1-tuples), as ``MaxPool2d``.
+        kernel_size, stride, padding, dilation, return_indices, ceil_mode: ints (or
+            1-tuples), as ``MaxPool2d`` (stride defaults to ``kernel_size``).
 
     Shape:
         - input: ``(N, C, L)`` or ``(C, L)``
@@ -320,8 +320,8 @@ class AvgPool1d(AvgPool2d):
     ``y[n, c, t] = sum_j xpad[n, c, t*s + j] / divisor`` (divisor as ``AvgPool2d``'s).
 
     Args:
-        kernel_size, stride (default ``kernel_size``), padding, ceil_mode, count_include_pad:
-        as in PyTorch (which has no ``divisor_override`` for 1-d).
+        kernel_size, stride, padding, ceil_mode, count_include_pad: as in PyTorch (stride
+            defaults to ``kernel_size``; PyTorch has no ``divisor_override`` for 1-d).
 
     Shape:
         - input: ``(N, C, L)`` or ``(C, L)``

@@ -157,8 +157,8 @@ class AvgPool3d(_Pool3d):
     or ``divisor_override``), a product of per-axis counts.
 
     Args:
-        kernel_size, stride (default ``kernel_size``), padding, ceil_mode, count_include_pad,
-        divisor_override: as in PyTorch.
+        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override: as in
+            PyTorch (stride defaults to ``kernel_size``).
 
     Shape:
         - input: ``(N, C, D, H, W)`` or ``(C, D, H, W)``; output: ``(N, C, OD, OH, OW)``

@@ -8,10 +8,9 @@ channel shuffle with ``C / g`` groups.
 
 from __future__ import annotations
 
-import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_grad, check_positive_int
+from .._validation import as_array, check_grad, check_positive_int
 from ..layer import Layer
 
 __all__ = ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle"]
@@ -48,7 +47,7 @@ class _Permutation(Layer):
         self._shape = None
 
     def _check(self, x, ok: bool, expected: str) -> NDArray:
-        x = np.asarray(x)
+        x = as_array(self, x)
         if not ok:
             raise ValueError(f"{self.describe()}: expected input of shape {expected}, got "
                              f"{x.shape}")
@@ -74,7 +73,7 @@ class PixelShuffle(_Permutation):
 
     def forward(self, x: NDArray) -> NDArray:
         r = self.upscale_factor
-        x = np.asarray(x)
+        x = as_array(self, x)
         x = self._check(x, x.ndim >= 3 and x.shape[-3] % (r * r) == 0,
                         f"(*, C*{r * r}, H, W) with at least 3 dimensions")
         self._shape = x.shape if self.caching else None
@@ -108,7 +107,7 @@ class PixelUnshuffle(_Permutation):
 
     def forward(self, x: NDArray) -> NDArray:
         r = self.downscale_factor
-        x = np.asarray(x)
+        x = as_array(self, x)
         x = self._check(x, x.ndim >= 3 and x.shape[-1] % r == 0 and x.shape[-2] % r == 0,
                         f"(*, C, H*{r}, W*{r}) with at least 3 dimensions")
         self._shape = x.shape if self.caching else None
@@ -142,7 +141,7 @@ class ChannelShuffle(_Permutation):
         self.groups = check_positive_int("ChannelShuffle", "groups", groups)
 
     def forward(self, x: NDArray) -> NDArray:
-        x = np.asarray(x)
+        x = as_array(self, x)
         x = self._check(x, x.ndim >= 3 and x.shape[1] % self.groups == 0,
                         f"(N, C, *) with C divisible by {self.groups}")
         self._shape = x.shape if self.caching else None

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import as_float_input, check_positive_int, check_probability
+from .._validation import as_array, as_float_input, check_positive_int, check_probability
 from ..init import uniform_
 from ..layer import Layer
 from ..ops import recurrent as kernels
@@ -182,9 +182,9 @@ class _RNNBase(Layer):
             x = x[:, None, :]
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
-        if x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"{self.describe()}: expected a non-empty sequence, got shape "
-                             f"{x.shape}")
+        if x.shape[0] == 0:  # an empty batch (N = 0) runs, as in PyTorch; T = 0 does not
+            raise ValueError(f"{self.describe()}: expected a sequence of length T > 0, got "
+                             f"input of shape {x.shape}")
         return np.ascontiguousarray(x), unbatched
 
     def _to_user(self, y: NDArray, unbatched: bool) -> NDArray:
@@ -267,7 +267,7 @@ class _RNNBase(Layer):
 
     def _length_groups(self, lengths, T: int, N: int, unbatched: bool):
         """``[(length, row indices), ...]`` for the distinct lengths, longest first."""
-        lengths = np.asarray(lengths)
+        lengths = as_array(self, lengths, "lengths")
         if unbatched:
             lengths = lengths.reshape(-1)
         if lengths.shape != (N,) or lengths.dtype.kind not in "iu":
@@ -341,7 +341,7 @@ class _RNNBase(Layer):
         if grad_out is None:
             grad = np.zeros(out_shape, dtype=self.dtype)
         else:
-            grad = np.asarray(grad_out)
+            grad = as_array(self, grad_out, "grad_out", kinds="biuf")
             user_shape = self._to_user(np.empty(out_shape, dtype=np.int8), unbatched).shape
             if grad.shape != user_shape:
                 raise ValueError(f"{self.describe()}: expected grad_out of shape {user_shape} "
@@ -500,3 +500,10 @@ class GRU(_RNNBase):
     """ + _SHAPE_DOC.format(G=3, lstm="", cn="",
                             cache=", activated gates and h W_hn^T + b_hn")
     mode = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float32, rng=None):
+        # PyTorch's GRU signature: no nonlinearity and no proj_size (torch refuses both)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, rng)

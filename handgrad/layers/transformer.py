@@ -13,7 +13,7 @@ import copy
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._validation import check_positive_int
+from .._validation import as_float_input, check_grad, check_positive_int
 from ..init import xavier_uniform_
 from ..layer import Layer
 from ..random import resolve_rng
@@ -144,9 +144,10 @@ class Transformer(Layer):
     Every parameter with two or more dimensions is initialised Xavier uniform.
 
     Args:
-        d_model, nhead, num_encoder_layers, num_decoder_layers, dim_feedforward, dropout,
-        activation, layer_norm_eps, batch_first, norm_first, bias: as in PyTorch (defaults
-            512, 8, 6, 6, 2048, 0.1, 'relu', 1e-5, False, False, True).
+        d_model: the model width; it and nhead, num_encoder_layers, num_decoder_layers,
+            dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first and
+            bias are as in PyTorch (defaults 512, 8, 6, 6, 2048, 0.1, 'relu', 1e-5, False,
+            False, True).
         custom_encoder, custom_decoder: layers used instead of the built stacks.
         dtype, rng: parameter dtype (float32) and generator or seed.
 
@@ -166,6 +167,7 @@ class Transformer(Layer):
                  batch_first: bool = False, norm_first: bool = False, bias: bool = True,
                  dtype: DTypeLike = np.float32, rng=None):
         super().__init__()
+        self._out_shape = None
         gen = resolve_rng(rng)
         options = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                        layer_norm_eps=layer_norm_eps, batch_first=batch_first,
@@ -197,7 +199,12 @@ class Transformer(Layer):
                 memory_key_padding_mask: NDArray | None = None,
                 src_is_causal: bool | None = None, tgt_is_causal: bool | None = None,
                 memory_is_causal: bool = False) -> NDArray:
-        src, tgt = np.asarray(src), np.asarray(tgt)
+        src, tgt = as_float_input(self, src, "src"), as_float_input(self, tgt, "tgt")
+        if src.ndim not in (2, 3) or tgt.ndim != src.ndim:
+            layout = "(N, S, E)" if self.batch_first else "(S, N, E)"
+            raise ValueError(f"{self.describe()}: expected src and tgt of shape {layout} or "
+                             f"unbatched (S, E), with E = d_model = {self.d_model}, got "
+                             f"{src.shape} and {tgt.shape}")
         batch_axis = 0 if self.batch_first else 1
         if src.ndim == 3 and (tgt.ndim != 3 or src.shape[batch_axis] != tgt.shape[batch_axis]):
             raise ValueError(f"{self.describe()}: expected src and tgt with one batch size "
@@ -207,12 +214,15 @@ class Transformer(Layer):
                              f"to be d_model={self.d_model}, got {src.shape} and {tgt.shape}")
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
                               is_causal=src_is_causal)
-        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                            tgt_key_padding_mask=tgt_key_padding_mask,
-                            memory_key_padding_mask=memory_key_padding_mask,
-                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+        out = self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                           tgt_key_padding_mask=tgt_key_padding_mask,
+                           memory_key_padding_mask=memory_key_padding_mask,
+                           tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+        self._out_shape = out.shape if self.caching else None
+        return out
 
     def backward(self, grad_out: NDArray) -> tuple[NDArray, NDArray]:
+        grad_out = check_grad(self, grad_out, self._saved(self._out_shape))
         grad_tgt, grad_memory = self.decoder.backward(grad_out)
         return self.encoder.backward(grad_memory), grad_tgt
 

@@ -88,6 +88,8 @@ def softmax_ce_forward(z: NDArray, index: NDArray, in_place: bool, unit: float |
 
     def rows(lo: int, hi: int) -> None:
         z_rows, e_rows = z[lo:hi], e[lo:hi]
+        if z_rows.size == 0:  # an empty batch: nothing to compute
+            return
         high, low = float(z_rows.max()), float(z_rows.min())
         if not (math.isfinite(high) and math.isfinite(low)):
             finite[0] = False  # NaN or +-inf somewhere in these rows

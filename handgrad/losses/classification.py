@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from ._softmax_ce import softmax_ce_backward, softmax_ce_forward
 from .base import Loss
-from .regression import check_pred, check_same_shape_target, upstream_scale
+from .regression import as_array, check_pred, check_same_shape_target, upstream_scale
 
 
 def _weight_buffer(loss: Loss, name: str, value: Any) -> NDArray | None:
@@ -51,8 +51,10 @@ def _unrows(grad: NDArray, in_shape: tuple[int, ...]) -> NDArray:
 class _ClassIndexLoss(Loss):
     """Shared input/target checks of CrossEntropyLoss and NLLLoss."""
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         name = type(self).__name__
         w = _weight_buffer(self, "weight", weight)
         if w is not None and w.ndim != 1:
@@ -69,8 +71,7 @@ class _ClassIndexLoss(Loss):
         finite unless ``finite`` is False (the caller does it)."""
         name = type(self).__name__
         x = check_pred(self, pred, finite)
-        if not isinstance(target, np.ndarray):
-            target = np.asarray(target)
+        target = as_array(self, target, "target")
         if x.ndim == 0:
             raise ValueError(f"{name}: expected input of shape (N, C) or (N, C, d1, ...), got ()")
         unbatched = x.ndim == 1
@@ -104,7 +105,7 @@ class _ClassIndexLoss(Loss):
                 f"got {target.shape}"
             )
         ignore_index = self.ignore_index
-        if target.min() < 0 or target.max() >= c:  # ignored entries or bad class indices
+        if target.size and (target.min() < 0 or target.max() >= c):  # ignored or bad
             bad = (target != ignore_index) & ((target < 0) | (target >= c))
             if bad.any():
                 value = int(target[bad].flat[0])
@@ -197,9 +198,10 @@ class CrossEntropyLoss(_ClassIndexLoss):
     ``softmax(x)`` and the row weights.
     """
 
-    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
-        super().__init__(weight, ignore_index, reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
         if isinstance(label_smoothing, bool) or not isinstance(
             label_smoothing, (int, float, np.floating)
         ) or not 0.0 <= label_smoothing <= 1.0:
@@ -368,8 +370,10 @@ class NLLLoss(_ClassIndexLoss):
 class _BinaryLoss(Loss):
     """Shared checks of the binary losses: target of the input's shape, broadcastable weights."""
 
-    def __init__(self, weight: Any = None, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.register_buffer("weight", _weight_buffer(self, "weight", weight))
         self._cache = None
 
@@ -416,8 +420,12 @@ class BCEWithLogitsLoss(_BinaryLoss):
     ``exp(-|x|)`` with ``1 + exp(-|x|)`` (backward's sigmoid needs no second ``exp``).
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None):
-        super().__init__(weight, reduction)
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(weight, size_average, reduce, reduction)
         self.register_buffer("pos_weight", _weight_buffer(self, "pos_weight", pos_weight))
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
@@ -487,6 +495,8 @@ class BCELoss(_BinaryLoss):
     for ``'none'``. Forward caches the input, target and weight.
     """
 
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x = check_pred(self, pred)
         outside = (x < 0) | (x > 1)
@@ -497,6 +507,12 @@ class BCELoss(_BinaryLoss):
                 f"on logits"
             )
         y = check_same_shape_target(self, x, target)
+        outside = ~((y >= 0) & (y <= 1))  # NaN counts as outside, as in PyTorch
+        if outside.any():
+            raise ValueError(
+                f"BCELoss: expected target probabilities in [0, 1], got {int(outside.sum())} "
+                f"value(s) outside, e.g. {float(y[outside].flat[0])!r}"
+            )
         weight = self._buffer("weight", x)
         with np.errstate(divide="ignore"):
             log_x = np.maximum(np.log(x), -100)

@@ -34,11 +34,14 @@ from numpy.typing import NDArray
 
 from .base import Loss
 from .probabilistic import scale_for
-from .regression import check_pred
+from .regression import as_array, check_pred
 
 
 def _lengths(name: str, value: Any, n: int, what: str) -> NDArray:
-    lengths = np.asarray(value)
+    try:
+        lengths = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nested lists
+        raise TypeError(f"CTCLoss: expected integer {name}, got {value!r}") from None
     if lengths.dtype.kind not in "iu":
         raise TypeError(f"CTCLoss: expected integer {name}, got {what} of dtype {lengths.dtype}")
     lengths = lengths.reshape(-1) if lengths.ndim == 0 or lengths.shape == (n,) else lengths
@@ -117,7 +120,7 @@ class CTCLoss(Loss):
         if np.any(in_len > t_max):
             raise ValueError(f"CTCLoss: expected input_lengths <= {t_max} (log_probs' T), got "
                              f"{in_len.max()}")
-        targets = np.asarray(targets)
+        targets = as_array(self, targets, "targets")
         if targets.dtype.kind not in "iu":
             raise TypeError(f"CTCLoss: expected integer targets, got dtype {targets.dtype}")
         s_max = int(tg_len.max())

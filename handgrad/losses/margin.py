@@ -20,7 +20,7 @@ from ..layers.activation_smooth import softplus
 from .base import Loss
 from .classification import _weight_buffer
 from .probabilistic import _check_number, scale_for
-from .regression import check_pred, check_same_shape_target
+from .regression import as_array, check_pred, check_same_shape_target
 
 
 def check_second_input(loss: Loss, x: NDArray, other: Any, what: str) -> NDArray:
@@ -51,8 +51,12 @@ class MarginRankingLoss(Loss):
     Forward caches ``-y`` where the hinge is active, else 0.
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
+
+    def __init__(self, margin: float = 0.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("MarginRankingLoss", "margin", margin)
         self._cache = None
         self.grad_inputs = None
@@ -89,8 +93,10 @@ class HingeEmbeddingLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
-    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, margin: float = 1.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("HingeEmbeddingLoss", "margin", margin)
         self._cache = None
 
@@ -122,8 +128,11 @@ class SoftMarginLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__(reduction)
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
@@ -152,8 +161,12 @@ class MultiLabelSoftMarginLoss(Loss):
     output a float, or ``(N,)`` (``(*)``) for ``'none'``. Forward caches ``dl/dx``.
     """
 
-    def __init__(self, weight: Any = None, reduction: str = "mean"):
-        super().__init__(reduction)
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.register_buffer("weight", _weight_buffer(self, "weight", weight))
         self._cache = None
 
@@ -200,8 +213,9 @@ class MultiMarginLoss(Loss):
     """
 
     def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None,
+                 size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean"):
-        super().__init__(reduction)
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         if isinstance(p, bool) or p not in (1, 2):
             raise ValueError(f"MultiMarginLoss: expected p 1 or 2, got {p!r}")
         self.p = int(p)
@@ -215,7 +229,7 @@ class MultiMarginLoss(Loss):
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
         x = check_pred(self, pred, allow_empty=True)
-        target = np.asarray(target)
+        target = as_array(self, target, "target")
         unbatched = x.ndim == 1
         if x.ndim not in (1, 2) or (unbatched and x.shape[0] == 0):
             raise ValueError(f"MultiMarginLoss: expected input of shape (N, C) or (C,) with "

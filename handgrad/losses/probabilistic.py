@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import xlogy
 
-from .base import REDUCTIONS, Loss
+from .base import REDUCTIONS, Loss, legacy_reduction
 from .regression import check_pred, check_same_shape_target, upstream_scale
 
 
@@ -52,7 +52,12 @@ class KLDivLoss(Loss):
     Forward caches ``t`` (as probabilities).
     """
 
-    def __init__(self, reduction: str = "mean", log_target: bool = False):
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean",
+                 log_target: bool = False):
+        reduction = legacy_reduction(size_average, reduce, reduction, "KLDivLoss")
         if reduction not in REDUCTIONS + ("batchmean",):
             raise ValueError(f"KLDivLoss: expected reduction 'mean', 'batchmean', 'sum' or "
                              f"'none', got {reduction!r}")
@@ -62,7 +67,8 @@ class KLDivLoss(Loss):
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
-        x = check_pred(self, pred, allow_empty=True)
+        # log-probabilities may be -inf (log 0); like PyTorch, non-finite values propagate
+        x = check_pred(self, pred, finite=False, allow_empty=True)
         t = check_same_shape_target(self, x, target)
         if self.log_target:
             p = np.exp(t)
@@ -111,9 +117,9 @@ class PoissonNLLLoss(Loss):
     Forward caches ``dl/dx``.
     """
 
-    def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8,
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, log_input: bool = True, full: bool = False, size_average: bool | None = None,
+                 eps: float = 1e-8, reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.log_input = bool(log_input)
         self.full = bool(full)
         self.eps = _check_number("PoissonNLLLoss", "eps", eps)
@@ -171,6 +177,8 @@ class GaussianNLLLoss(Loss):
     input's shape without its last dimension, or a float; output a float, or the input's
     shape for ``'none'``. Forward caches ``x - t``, ``v`` and var's shape.
     """
+
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
 
     def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
         super().__init__(reduction)

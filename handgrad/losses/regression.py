@@ -16,13 +16,13 @@ from numpy.typing import NDArray
 from .base import Loss
 
 
-def check_pred(loss: Loss, pred: Any, finite: bool = True, allow_empty: bool = False,
+def check_pred(loss: Loss, pred: Any, finite: bool = True, allow_empty: bool = True,
                what: str = "prediction") -> NDArray:
-    """``pred`` as a floating-point ndarray, non-empty unless ``allow_empty``, checked to be
-    finite if ``finite`` (a caller passing False checks that itself). ``what`` names it in
+    """``pred`` as a floating-point ndarray, checked to be finite if ``finite`` (a caller
+    passing False checks that itself); an empty batch passes (PyTorch's losses accept N = 0:
+    NaN for ``mean``, 0 for ``sum``) unless ``allow_empty`` is False. ``what`` names it in
     messages."""
-    if not isinstance(pred, np.ndarray):
-        pred = np.asarray(pred)
+    pred = as_array(loss, pred, what)
     if pred.dtype.kind != "f":
         raise TypeError(f"{type(loss).__name__}: expected a floating-point {what}, got "
                         f"dtype {pred.dtype}")
@@ -36,14 +36,39 @@ def check_pred(loss: Loss, pred: Any, finite: bool = True, allow_empty: bool = F
     return pred
 
 
+def as_array(loss: Loss, value: Any, what: str) -> NDArray:
+    """``value`` as an ndarray; junk (None, strings, ragged lists, dicts) raises a TypeError
+    naming the loss instead of a NumPy error or an object array."""
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as error:  # ragged nested lists
+            raise TypeError(f"{type(loss).__name__}: expected {what} as a numeric array, got "
+                            f"{type(value).__name__} ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{type(loss).__name__}: expected {what} as a numeric array, got "
+                        f"{type(value).__name__} of dtype {array.dtype}")
+    return array
+
+
 def check_same_shape_target(loss: Loss, pred: NDArray, target: Any) -> NDArray:
-    """``target`` as an array of ``pred``'s shape and dtype (never upcasting ``pred``)."""
-    if not isinstance(target, np.ndarray):
-        target = np.asarray(target)
+    """``target`` as an array of ``pred``'s shape and dtype (never upcasting ``pred``).
+
+    Integer or bool targets are refused where PyTorch refuses them: the loss class lists the
+    refused dtype kinds in ``refused_target_kinds`` (``"b"`` bool, ``"i"`` integer)."""
+    target = as_array(loss, target, "target")
     name = type(loss).__name__
     if not (np.issubdtype(target.dtype, np.floating) or np.issubdtype(target.dtype, np.integer)
             or target.dtype == np.bool_):
         raise TypeError(f"{name}: expected a numeric target, got dtype {target.dtype}")
+    refused = getattr(loss, "refused_target_kinds", "")
+    kind = "i" if target.dtype.kind == "u" else target.dtype.kind
+    if kind in refused:
+        expected = "a floating-point" if "i" in refused else "a numeric, non-bool"
+        raise TypeError(f"{name}: expected {expected} target, got dtype {target.dtype}; "
+                        f"use target.astype(np.{pred.dtype})")
     if target.shape != pred.shape:
         raise ValueError(
             f"{name}: expected target of shape {pred.shape} (the prediction's), "
@@ -61,8 +86,11 @@ def upstream_scale(loss: Loss, grad_output: Any, shape: tuple[int, ...], count: 
     (a scalar is broadcast).
     """
     name = type(loss).__name__
+    if grad_output is None or isinstance(grad_output, (str, bytes)):
+        raise TypeError(f"{name}: expected grad_output as a number or an array, got "
+                        f"{grad_output!r}")
     if loss.reduction == "none":
-        g = np.asarray(grad_output)
+        g = as_array(loss, grad_output, "grad_output")
         if g.ndim == 0:
             return float(g)
         if g.shape != tuple(shape):
@@ -76,15 +104,17 @@ def upstream_scale(loss: Loss, grad_output: Any, shape: tuple[int, ...], count: 
             f"{name}: expected a scalar grad_output for reduction='{loss.reduction}', got "
             f"shape {np.shape(grad_output)}"
         )
-    g = float(grad_output)
-    return g / count if loss.reduction == "mean" else g
+    g = float(as_array(loss, grad_output, "grad_output"))
+    # an empty batch: the gradient is empty whatever the scale (the mean loss is NaN)
+    return g / count if loss.reduction == "mean" and count else g
 
 
 class _DifferenceLoss(Loss):
     """Shared forward/backward for losses that are a function of ``pred - target``."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self._cache = None
 
     def forward(self, pred: NDArray, target: NDArray) -> Any:
@@ -135,6 +165,8 @@ class L1Loss(_DifferenceLoss):
     Forward caches ``pred - target``.
     """
 
+    refused_target_kinds = "b"  # as PyTorch: bool targets fail there
+
     def _loss(self, diff):
         return np.abs(diff), diff
 
@@ -160,8 +192,10 @@ class HuberLoss(_DifferenceLoss):
     Forward caches ``clip(pred - target, -delta, delta)``.
     """
 
+    refused_target_kinds = "bi"  # as PyTorch: integer and bool targets fail there
+
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) or not (
             delta > 0
         ):
@@ -192,8 +226,10 @@ class SmoothL1Loss(_DifferenceLoss):
     Forward caches ``clip(pred - target, -beta, beta)`` (``pred - target`` for beta 0).
     """
 
-    def __init__(self, reduction: str = "mean", beta: float = 1.0):
-        super().__init__(reduction)
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean",
+                 beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction)
         if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not (
             beta >= 0
         ):

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from .base import Loss
 from .margin import check_second_input
 from .probabilistic import _check_number, scale_for
-from .regression import check_pred
+from .regression import as_array, check_pred
 
 EPSILON = 1e-12  # added to each squared norm in the cosine, as PyTorch
 
@@ -46,8 +46,10 @@ class CosineEmbeddingLoss(Loss):
     ``dl/dcos``.
     """
 
-    def __init__(self, margin: float = 0.0, reduction: str = "mean"):
-        super().__init__(reduction)
+    def __init__(self, margin: float = 0.0, size_average: bool | None = None,
+                 reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("CosineEmbeddingLoss", "margin", margin)
         self._cache = None
         self.grad_inputs = None
@@ -58,7 +60,7 @@ class CosineEmbeddingLoss(Loss):
         if x1.ndim not in (1, 2):
             raise ValueError(f"CosineEmbeddingLoss: expected inputs of shape (N, D) or (D,), "
                              f"got {x1.shape}")
-        y = np.asarray(target)
+        y = as_array(self, target, "target")
         if y.shape != x1.shape[:-1]:
             raise ValueError(f"CosineEmbeddingLoss: expected target of shape {x1.shape[:-1]}, "
                              f"got {y.shape}")
@@ -134,8 +136,9 @@ class TripletMarginLoss(Loss):
     """
 
     def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
-                 swap: bool = False, reduction: str = "mean"):
-        super().__init__(reduction)
+                 swap: bool = False, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(reduction, size_average=size_average, reduce=reduce)
         self.margin = _check_number("TripletMarginLoss", "margin", margin, positive=True)
         self.p = _check_number("TripletMarginLoss", "p", p, positive=True)
         if not np.isfinite(self.p):

@@ -9,7 +9,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._scheduler_base import LRScheduler, _per_group
+from ._scheduler_base import (
+    LRScheduler,
+    _per_group,
+    check_flag,
+    check_optimizer,
+    check_real,
+)
 from .optimizer import Optimizer
 
 
@@ -21,10 +27,10 @@ def _set_momentum(group: dict, value: float, use_beta1: bool) -> None:
         group["momentum"] = value
 
 
-def _uses_beta1(optimizer: Optimizer) -> bool:
+def _uses_beta1(owner: str, optimizer: Optimizer) -> bool:
     if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
-                         "option enabled")
+        raise ValueError(f"{owner}: optimizer must support momentum or beta1 with "
+                         "`cycle_momentum` option enabled")
     return "betas" in optimizer.defaults
 
 
@@ -37,12 +43,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1):
-        if not isinstance(T_0, int) or T_0 <= 0:
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
-        if not isinstance(T_mult, int) or T_mult < 1:
-            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
-        if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min!r}")
+        name = "CosineAnnealingWarmRestarts"
+        if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"{name}: expected positive integer T_0, but got {T_0}")
+        if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"{name}: expected integer T_mult >= 1, but got {T_mult}")
+        if isinstance(eta_min, bool) or not isinstance(eta_min, (float, int)):
+            raise ValueError(f"{name}: expected float or int eta_min, but got {eta_min!r}")
+        check_real(name, "eta_min", eta_min, 0.0)
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -57,6 +65,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def step(self, epoch: float | None = None) -> None:
         """Advance one step, or jump to (possibly fractional) ``epoch``."""
+        if epoch is not None:
+            check_real("CosineAnnealingWarmRestarts", "epoch", epoch, 0.0)
         self._step_count += 1
         if epoch is None and self.last_epoch < 0:
             epoch = 0
@@ -68,7 +78,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i = self.T_i * self.T_mult
         else:
             if epoch < 0:
-                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+                raise ValueError(f"CosineAnnealingWarmRestarts: expected non-negative epoch, "
+                                 f"but got {epoch}")
             if epoch >= self.T_0:
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0
@@ -104,32 +115,32 @@ class CyclicLR(LRScheduler):
                  scale_mode: str = "cycle", cycle_momentum: bool = True,
                  base_momentum: float | Sequence[float] = 0.8,
                  max_momentum: float | Sequence[float] = 0.9, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        check_optimizer("CyclicLR", optimizer)
         self.optimizer = optimizer
-        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        base_lrs = _per_group("base_lr", optimizer, base_lr, "CyclicLR", 0.0)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
                 group["lr"] = lr
-        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
-        step_size_up = float(step_size_up)
-        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr, "CyclicLR", 0.0)
+        step_size_up = check_real("CyclicLR", "step_size_up", step_size_up)
+        step_size_down = (check_real("CyclicLR", "step_size_down", step_size_down)
+                          if step_size_down is not None else step_size_up)
         if step_size_up <= 0 or step_size_down < 0:
             raise ValueError(f"CyclicLR: invalid step sizes up={step_size_up}, "
                              f"down={step_size_down}")
         self.total_size = step_size_up + step_size_down
         self.step_ratio = step_size_up / self.total_size
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
-            raise ValueError(f"mode {mode!r} is invalid and scale_fn is None")
+            raise ValueError(f"CyclicLR: mode {mode!r} is invalid and scale_fn is None")
         self.mode = mode
-        self.gamma = gamma
+        self.gamma = check_real("CyclicLR", "gamma", gamma, 0.0, strict=True)
         self._scale_fn_custom = scale_fn
         if scale_fn is None:
             scale_mode = "iterations" if mode == "exp_range" else "cycle"
         self.scale_mode = scale_mode
-        self.cycle_momentum = cycle_momentum
+        self.cycle_momentum = check_flag("CyclicLR", "cycle_momentum", cycle_momentum)
         if cycle_momentum:
-            self.use_beta1 = _uses_beta1(optimizer)
+            self.use_beta1 = _uses_beta1("CyclicLR", optimizer)
             self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
@@ -188,27 +199,34 @@ class OneCycleLR(LRScheduler):
                  max_momentum: float | Sequence[float] = 0.95, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        name = "OneCycleLR"
+        check_optimizer(name, optimizer)
         self.optimizer = optimizer
         if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps <= 0:
-                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            if isinstance(total_steps, bool) or not isinstance(total_steps, int) or (
+                    total_steps <= 0):
+                raise ValueError(f"{name}: expected positive integer total_steps, but got "
+                                 f"{total_steps}")
             self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
             if not isinstance(epochs, int) or epochs <= 0:
-                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+                raise ValueError(f"{name}: expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError("Expected positive integer steps_per_epoch, but got "
+                raise ValueError(f"{name}: expected positive integer steps_per_epoch, but got "
                                  f"{steps_per_epoch}")
             self.total_steps = epochs * steps_per_epoch
         else:
-            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+            raise ValueError(f"{name}: you must define either total_steps OR (epochs AND "
+                             "steps_per_epoch)")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+            raise ValueError(f"{name}: expected float between 0 and 1 pct_start, but got "
+                             f"{pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
-                             f"{anneal_strategy}")
+            raise ValueError(f"{name}: anneal_strategy must be one of 'cos' or 'linear', "
+                             f"instead got {anneal_strategy}")
+        check_real(name, "div_factor", div_factor, 0.0, strict=True)
+        check_real(name, "final_div_factor", final_div_factor, 0.0, strict=True)
+        check_flag(name, "three_phase", three_phase)
         self._anneal_func_type = anneal_strategy
         up_end = float(pct_start * self.total_steps) - 1
         if three_phase:
@@ -225,15 +243,15 @@ class OneCycleLR(LRScheduler):
                 _phase(self.total_steps - 1, "max_lr", "min_lr", "base_momentum",
                        "max_momentum"),
             ]
-        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        max_lrs = _per_group("max_lr", optimizer, max_lr, name, 0.0)
         if last_epoch == -1:
             for group, top in zip(optimizer.param_groups, max_lrs, strict=True):
                 group["initial_lr"] = top / div_factor
                 group["max_lr"] = top
                 group["min_lr"] = group["initial_lr"] / final_div_factor
-        self.cycle_momentum = cycle_momentum
+        self.cycle_momentum = check_flag(name, "cycle_momentum", cycle_momentum)
         if cycle_momentum:
-            self.use_beta1 = _uses_beta1(optimizer)
+            self.use_beta1 = _uses_beta1(name, optimizer)
             max_momentums = _per_group("max_momentum", optimizer, max_momentum)
             base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:

@@ -8,7 +8,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._scheduler_base import LRScheduler, _per_group
+import numpy as np
+
+from ._scheduler_base import (
+    LRScheduler,
+    _per_group,
+    check_int,
+    check_optimizer,
+    check_real,
+)
 from .optimizer import Optimizer
 
 
@@ -26,21 +34,26 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float | Sequence[float] = 0, eps: float = 1e-8):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        if factor >= 1.0:
-            raise ValueError(f"Factor should be < 1.0, got {factor}")
+        name = "ReduceLROnPlateau"
+        check_optimizer(name, optimizer)
+        if check_real(name, "factor", factor, 0.0) >= 1.0:
+            raise ValueError(f"{name}: factor should be < 1.0, got {factor}")
         if mode not in ("min", "max"):
-            raise ValueError(f"mode {mode!r} is unknown! (expected 'min' or 'max')")
+            raise ValueError(f"{name}: mode {mode!r} is unknown! (expected 'min' or 'max')")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold mode {threshold_mode!r} is unknown! "
+            raise ValueError(f"{name}: threshold mode {threshold_mode!r} is unknown! "
                              "(expected 'rel' or 'abs')")
+        check_int(name, "patience", patience, 0)
+        check_int(name, "cooldown", cooldown, 0)
+        check_real(name, "threshold", threshold, 0.0)
+        check_real(name, "eps", eps, 0.0)
         self.optimizer = optimizer
         self.factor = factor
         if isinstance(min_lr, (list, tuple)):
             self.default_min_lr = None
-            self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+            self.min_lrs = _per_group("min_lr", optimizer, min_lr, name, 0.0)
         else:
+            check_real(name, "min_lr", min_lr, 0.0)
             self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * len(optimizer.param_groups)
         self.patience = patience
@@ -70,7 +83,12 @@ class ReduceLROnPlateau(LRScheduler):
         return self.cooldown_counter > 0
 
     def step(self, metrics: float, epoch: int | None = None) -> None:  # type: ignore[override]
-        current = float(metrics)
+        if isinstance(metrics, (str, bytes)) or metrics is None or np.size(metrics) != 1:
+            raise TypeError(f"ReduceLROnPlateau.step: expected the metric as a number, got "
+                            f"{metrics!r}")
+        current = float(np.asarray(metrics).reshape(-1)[0])
+        if epoch is not None:
+            check_int("ReduceLROnPlateau.step", "epoch", epoch, 0)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
             self.best = current

@@ -12,12 +12,55 @@
 from __future__ import annotations
 
 import copy
+from numbers import Integral, Real
 from typing import Any
 
 from .optimizer import Optimizer
 
 # Attributes that are never part of a scheduler's state dict.
 _NOT_SAVED = ("optimizer", "lr_lambdas", "_schedulers", "_scale_fn_custom")
+
+
+class SchedulerResumeError(KeyError, ValueError):
+    """Resuming (``last_epoch >= 0``) an optimizer without ``initial_lr``: a KeyError, as in
+    PyTorch, that is also a ValueError; its message is printed without quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def check_optimizer(owner: str, optimizer: Any) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{owner}: {type(optimizer).__name__} is not an Optimizer (expected a "
+                        "handgrad.optim optimizer as the first argument)")
+
+
+def check_real(owner: str, arg: str, value: Any, minimum: float | None = None,
+               strict: bool = False) -> float:
+    """``value`` as a float: TypeError unless a real number, ValueError below ``minimum``
+    (or at it, if ``strict``) or NaN."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{owner}: expected a real number {arg}, got {value!r}")
+    if value != value or (minimum is not None and (value <= minimum if strict
+                                                    else value < minimum)):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ValueError(f"{owner}: expected {arg} {bound}, got {value!r}")
+    return float(value)
+
+
+def check_int(owner: str, arg: str, value: Any, minimum: int) -> int:
+    """``value`` as an int: TypeError unless an integer, ValueError below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{owner}: expected an integer {arg}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: expected {arg} >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_flag(owner: str, arg: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: expected {arg} True or False, got {value!r}")
+    return value
 
 
 class LRScheduler:
@@ -31,8 +74,9 @@ class LRScheduler:
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        name = type(self).__name__
+        check_optimizer(name, optimizer)
+        check_int(name, "last_epoch", last_epoch, -1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -40,8 +84,9 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   "when resuming a scheduler with last_epoch >= 0")
+                    raise SchedulerResumeError(
+                        f"{name}: param 'initial_lr' is not specified in param_groups[{i}] "
+                        "when resuming a scheduler with last_epoch >= 0")
         self.base_lrs: list[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -63,6 +108,8 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance the schedule by one step (or jump to ``epoch``, PyTorch's deprecated form)."""
+        if epoch is not None:
+            check_int(type(self).__name__, "epoch", epoch, 0)
         self._step_count += 1
         self._update_lr(epoch)
 
@@ -88,6 +135,9 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore attributes saved by :meth:`state_dict` (unknown keys raise ValueError)."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict (from "
+                            f"state_dict()), got {type(state_dict).__name__}")
         expected = {k for k in self.__dict__ if k not in _NOT_SAVED}
         unknown = set(state_dict) - expected
         if unknown:
@@ -99,12 +149,20 @@ class LRScheduler:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
 
 
-def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
-    """A value per parameter group: a list/tuple of the right length, or one value repeated."""
+def _per_group(name: str, optimizer: Optimizer, value: Any, owner: str = "",
+               minimum: float | None = None) -> list:
+    """A value per parameter group: a list/tuple of the right length, or one value repeated;
+    with ``owner``, each value is checked to be a real number >= ``minimum``."""
+    prefix = f"{owner}: " if owner else ""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
-                             f"{name} has {len(value)} values, param_groups has "
-                             f"{len(optimizer.param_groups)}.")
-        return list(value)
-    return [value] * len(optimizer.param_groups)
+            raise ValueError(f"{prefix}{name} must have the same length as "
+                             f"optimizer.param_groups. {name} has {len(value)} values, "
+                             f"param_groups has {len(optimizer.param_groups)}.")
+        values = list(value)
+    else:
+        values = [value] * len(optimizer.param_groups)
+    if owner:
+        for v in values:
+            check_real(owner, name, v, minimum)
+    return values

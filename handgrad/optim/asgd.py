@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..parameter import Parameter
-from ._checks import _check_flag, _check_nonnegative, _check_real
+from ._checks import _check_flag, _check_nonnegative
 from ._elementwise import ElementwiseOptimizer
 from ._updates import _effective_grad
 
@@ -64,8 +64,8 @@ class ASGD(ElementwiseOptimizer):
         super()._check_group(group)
         name = type(self).__name__
         _check_nonnegative(name, group, "weight_decay", "weight_decay value")
-        for key in ("lambd", "alpha", "t0"):
-            _check_real(name, group, key, f"{key} value")
+        for key in ("lambd", "alpha", "t0"):  # torch checks only their type; < 0 diverges
+            _check_nonnegative(name, group, key, f"{key} value")
         _check_flag(name, group, "maximize")
 
     def _array_state(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -156,6 +156,10 @@ class Rprop(ElementwiseOptimizer):
                     or any(isinstance(x, bool) or not isinstance(x, Real) for x in pair)):
                 raise ValueError(f"{name}: invalid {key}={pair!r} (expected a pair of real "
                                  "numbers)")
+        step_min, step_max = group["step_sizes"]
+        if not 0.0 <= step_min <= step_max:
+            raise ValueError(f"{name}: invalid step_sizes=({step_min}, {step_max}) (expected "
+                             "0 <= min_step <= max_step)")
         etaminus, etaplus = group["etas"]
         if not 0.0 < etaminus < 1.0 < etaplus:
             raise ValueError(f"{name}: invalid eta values etas=({etaminus}, {etaplus}) "

@@ -10,16 +10,28 @@ import numpy as np
 from ..parameter import Parameter
 
 
-def _grads(parameters: Parameter | Iterable[Parameter]) -> list[np.ndarray]:
+def _grads(parameters: Parameter | Iterable[Parameter], owner: str) -> list[np.ndarray]:
     if isinstance(parameters, Parameter):
         parameters = [parameters]
+    if not hasattr(parameters, "__iter__") or isinstance(parameters, (str, bytes)):
+        raise TypeError(f"{owner}: expected a Parameter or an iterable of Parameters, got "
+                        f"{type(parameters).__name__}")
     grads = []
     for p in parameters:
         if not isinstance(p, Parameter):
-            raise TypeError(f"clip: expected Parameters, got {type(p).__name__}")
+            raise TypeError(f"{owner}: expected Parameters, got {type(p).__name__}")
         if p.grad is not None:
             grads.append(p.grad)
     return grads
+
+
+def _real(owner: str, arg: str, value) -> float:
+    """``value`` as a float (``"inf"`` allowed, as ``float("inf")``), else TypeError."""
+    if isinstance(value, str) and value.lower() in ("inf", "+inf"):
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: expected a real number {arg}, got {value!r}")
+    return float(value)
 
 
 def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float,
@@ -39,9 +51,11 @@ def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float
     Returns:
         The total norm of the gradients before clipping, as a Python float.
     """
-    grads = _grads(parameters)
-    max_norm = float(max_norm)
-    norm_type = float(norm_type)
+    grads = _grads(parameters, "clip_grad_norm_")
+    max_norm = _real("clip_grad_norm_", "max_norm", max_norm)
+    norm_type = _real("clip_grad_norm_", "norm_type", norm_type)
+    if not max_norm >= 0:  # a negative max_norm would flip every gradient's sign
+        raise ValueError(f"clip_grad_norm_: expected max_norm >= 0, got {max_norm}")
     if not norm_type > 0 and norm_type != 0:
         raise ValueError(f"clip_grad_norm_: invalid norm_type {norm_type}")
     if not grads:
@@ -69,8 +83,8 @@ def clip_grad_norm_(parameters: Parameter | Iterable[Parameter], max_norm: float
 
 def clip_grad_value_(parameters: Parameter | Iterable[Parameter], clip_value: float) -> None:
     """Clamp every gradient entry in place to ``[-clip_value, clip_value]``."""
-    clip_value = float(clip_value)
-    if clip_value < 0:
+    clip_value = _real("clip_grad_value_", "clip_value", clip_value)
+    if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
-    for g in _grads(parameters):
+    for g in _grads(parameters, "clip_grad_value_"):
         np.clip(g, -clip_value, clip_value, out=g)

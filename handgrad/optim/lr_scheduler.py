@@ -25,7 +25,12 @@ from typing import Any
 
 from ._cyclic_schedulers import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
 from ._plateau import ReduceLROnPlateau
-from ._scheduler_base import LRScheduler
+from ._scheduler_base import (
+    LRScheduler,
+    check_int,
+    check_optimizer,
+    check_real,
+)
 from .optimizer import Optimizer
 
 __all__ = [
@@ -41,17 +46,20 @@ class _LambdaScheduler(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | Sequence[Callable],
                  last_epoch: int = -1):
+        name = type(self).__name__
+        check_optimizer(name, optimizer)
         self.optimizer = optimizer
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                                 f"{len(lr_lambda)}")
+                raise ValueError(f"{name}: expected {len(optimizer.param_groups)} lr_lambdas, "
+                                 f"but got {len(lr_lambda)}")
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
         for fn in self.lr_lambdas:
             if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+                raise TypeError(f"{name}: lr_lambda should be a function, but got "
+                                f"{type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -61,6 +69,8 @@ class _LambdaScheduler(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not isinstance(state_dict, dict):
+            super().load_state_dict(state_dict)  # raises the TypeError
         state = {k: v for k, v in state_dict.items() if k != "lr_lambdas"}
         super().load_state_dict(state)
 
@@ -88,10 +98,10 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1):
-        if not isinstance(step_size, int) or step_size <= 0:
+        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size <= 0:
             raise ValueError(f"StepLR: expected a positive integer step_size, got {step_size!r}")
         self.step_size = step_size
-        self.gamma = gamma
+        self.gamma = check_real("StepLR", "gamma", gamma, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -109,8 +119,12 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
                  last_epoch: int = -1):
-        self.milestones = sorted(int(m) for m in milestones)  # repeats count twice, as torch
-        self.gamma = gamma
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"MultiStepLR: expected milestones as a list of integers, got "
+                            f"{milestones!r}")
+        # repeats count twice, as torch
+        self.milestones = sorted(check_int("MultiStepLR", "milestone", m, 0) for m in milestones)
+        self.gamma = check_real("MultiStepLR", "gamma", gamma, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -129,11 +143,11 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1):
-        if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1, "
-                             f"got {factor}")
+        if check_real("ConstantLR", "factor", factor) > 1.0 or factor < 0:
+            raise ValueError("ConstantLR: constant multiplicative factor expected to be between "
+                             f"0 and 1, got {factor}")
         self.factor = factor
-        self.total_iters = total_iters
+        self.total_iters = check_int("ConstantLR", "total_iters", total_iters, 0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -156,15 +170,15 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
                  end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1):
-        if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and "
-                             f"less or equal to 1, got {start_factor}")
-        if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1, "
-                             f"got {end_factor}")
+        if check_real("LinearLR", "start_factor", start_factor) > 1.0 or start_factor <= 0:
+            raise ValueError("LinearLR: starting multiplicative factor expected to be greater "
+                             f"than 0 and less or equal to 1, got {start_factor}")
+        if check_real("LinearLR", "end_factor", end_factor) > 1.0 or end_factor < 0:
+            raise ValueError("LinearLR: ending multiplicative factor expected to be between 0 "
+                             f"and 1, got {end_factor}")
         self.start_factor = start_factor
         self.end_factor = end_factor
-        self.total_iters = total_iters
+        self.total_iters = check_int("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -187,7 +201,7 @@ class ExponentialLR(LRScheduler):
     """``lr = initial_lr * gamma ** epoch``."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
-        self.gamma = gamma
+        self.gamma = check_real("ExponentialLR", "gamma", gamma, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -204,8 +218,8 @@ class PolynomialLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1):
-        self.total_iters = total_iters
-        self.power = power
+        self.total_iters = check_int("PolynomialLR", "total_iters", total_iters, 1)
+        self.power = check_real("PolynomialLR", "power", power, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -232,10 +246,10 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1):
-        if T_max <= 0:
+        if check_real("CosineAnnealingLR", "T_max", T_max) <= 0:
             raise ValueError(f"CosineAnnealingLR: expected a positive T_max, got {T_max}")
         self.T_max = T_max
-        self.eta_min = eta_min
+        self.eta_min = check_real("CosineAnnealingLR", "eta_min", eta_min, 0.0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:

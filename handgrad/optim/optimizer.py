@@ -82,6 +82,13 @@ class Optimizer:
                 f"{name}: optimizer parameters need to be organized in ordered collections, "
                 "but the ordering of a set is not deterministic; use a list"
             )
+        if hasattr(params, "parameters") and callable(params.parameters):
+            raise TypeError(f"{name}: params argument should be an iterable of Parameters or "
+                            f"dicts, but got a {type(params).__name__}; pass "
+                            "model.parameters()")
+        if isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: params argument should be an iterable of Parameters or "
+                            f"dicts, but got {type(params).__name__}")
         groups = list(params)
         if len(groups) == 0:
             raise ValueError(f"{name}: optimizer got an empty parameter list (params=[]; "
@@ -137,6 +144,9 @@ class Optimizer:
         """Raise ValueError/TypeError on a bad hyperparameter (subclasses extend this)."""
         name = type(self).__name__
         _check_nonnegative(name, group, "lr", "learning rate")
+        if group["lr"] == float("inf"):
+            raise ValueError(f"{name}: invalid learning rate lr={group['lr']!r} (expected a "
+                             "finite value >= 0)")
         _check_backend(name, group)
 
     # ------------------------------------------------------------------- steps

@@ -71,7 +71,11 @@ class _Encoder:
             return {"type": "scalar", "dtype": value.dtype.str,
                     "value": self.encode(value.item(), where)}
         if isinstance(value, int):
-            return value if abs(value) < _SAFE_INT else {"type": "int", "value": str(value)}
+            if abs(value) < _SAFE_INT:
+                return value
+            # hex past Python's limit on decimal conversions (4300 digits); int(s, 0) reads both
+            text = str(value) if value.bit_length() < 10_000 else hex(value)
+            return {"type": "int", "value": text}
         if isinstance(value, float):
             return value if math.isfinite(value) else {"type": "float", "value": repr(value)}
         if isinstance(value, Mapping):
@@ -133,9 +137,15 @@ class _Decoder:
             if kind == "array":
                 return self._array(node)
             if kind == "scalar":
-                return np.dtype(node["dtype"]).type(self.decode(node["value"]))
+                dtype = np.dtype(node["dtype"])
+                if dtype.kind not in _ARRAY_KINDS:
+                    raise self.bad(f"scalar of dtype {dtype} (only {_ARRAY_KINDS!r} kinds)")
+                return dtype.type(self.decode(node["value"]))
             if kind == "int":
-                return int(node["value"])
+                value = node["value"]
+                if not isinstance(value, str):
+                    raise TypeError(f"expected the digits as a string, got {value!r:.40}")
+                return int(value, 0)
             if kind == "float":
                 return float(node["value"])
             if kind == "generator":
@@ -160,6 +170,16 @@ class _Decoder:
 
 
 # ---------------------------------------------------------------------- save / load
+def _check_path(owner: str, path: Any) -> str:
+    """``path`` as a str, or TypeError naming ``owner`` (e.g. for None or an int)."""
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{owner}: expected a file path (str or os.PathLike), got "
+                        f"{type(path).__name__} {path!r:.60}")
+    return os.fspath(path)
+
+
 def _write_arrays(file: Any, arrays: dict[str, np.ndarray], compress: bool) -> None:
     """Write the npz payload to an open binary file (a seam tests use to simulate failures)."""
     (np.savez_compressed if compress else np.savez)(file, **arrays)
@@ -177,14 +197,21 @@ def save(obj: Any, path: str | os.PathLike, compress: bool = False) -> None:
     directory must exist. On any error the previous file at ``path`` is untouched and no
     temporary file is left behind.
     """
-    path = os.fspath(path)
+    path = _check_path("handgrad.save", path)
     root = obj
     if isinstance(obj, Layer):
         root = obj.state_dict()
     elif not isinstance(obj, Mapping):
         raise TypeError(f"handgrad.save: expected a dict or a Layer, got {type(obj).__name__}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"handgrad.save: {path} is a directory; pass a file path "
+                                f"inside it, e.g. {os.path.join(path, 'last.npz')}")
     encoder = _Encoder()
-    tree = encoder.encode(root, "obj")
+    try:
+        tree = encoder.encode(root, "obj")
+    except RecursionError:
+        raise ValueError("handgrad.save: obj is nested too deeply or contains itself (a "
+                         "dict or list that holds itself cannot be stored)") from None
     meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "root": tree}
     meta_bytes = json.dumps(meta, allow_nan=False, separators=(",", ":")).encode("utf-8")
     arrays = dict(encoder.arrays)
@@ -287,7 +314,7 @@ def load(path: str | os.PathLike) -> Any:
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file for
     anything that is not an intact handgrad checkpoint (truncated, corrupt, pickled data).
     """
-    path = os.fspath(path)
+    path = _check_path("handgrad.load", path)
     remove_stale_temporaries(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"handgrad.load: no checkpoint at {path}")
@@ -330,13 +357,23 @@ def load(path: str | os.PathLike) -> Any:
         meta = json.loads(meta_array.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise bad(f"unreadable metadata: {err}") from err
+    except RecursionError:
+        raise bad("the metadata is nested too deeply") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise bad("the metadata does not name the handgrad checkpoint format")
     version = meta.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise bad(f"format version {version!r}; this handgrad reads versions up to "
                   f"{FORMAT_VERSION}")
-    return _Decoder(path, arrays).decode(meta.get("root"))
+    if "root" not in meta:
+        raise bad("the metadata has no 'root' entry")
+    try:
+        root = _Decoder(path, arrays).decode(meta["root"])
+    except RecursionError:
+        raise bad("the metadata is nested too deeply") from None
+    if not isinstance(root, dict):
+        raise bad(f"its root is a {type(root).__name__}, handgrad.save always writes a dict")
+    return root
 
 
 def load_into(model: Layer, path: str | os.PathLike, strict: bool = True, key: str = "model"):
@@ -347,6 +384,9 @@ def load_into(model: Layer, path: str | os.PathLike, strict: bool = True, key: s
     ``ValueError`` naming the file and every missing, unexpected or wrongly shaped entry.
     Returns the whole loaded checkpoint.
     """
+    if not isinstance(model, Layer):
+        raise TypeError(f"handgrad.load_into: expected a Layer (the model to load into), got "
+                        f"{type(model).__name__}")
     checkpoint = load(path)
     state = checkpoint
     if key in checkpoint and isinstance(checkpoint[key], Mapping):

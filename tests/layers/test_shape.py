@@ -56,5 +56,7 @@ def test_bad_input():
         hg.Unflatten(1, (2, 3))(np.ones((2, 5)))
     flatten = hg.Flatten()
     flatten(np.ones((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"grad_out of shape \(2, 5\) does not match"):
+    with pytest.raises(ValueError, match=r"expected grad_out of shape \(2, 12\).*got \(2, 5\)"):
         flatten.backward(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"expected grad_out of shape \(2, 12\).*got \(2, 12, 1"):
+        flatten.backward(np.ones((2, 12, 1)))  # same size, wrong shape: was reshaped silently

@@ -51,9 +51,9 @@ def _class_targets(rng, shape, ignore_index=None):
        width=st.sampled_from([0.5, 1.0, 2.0]))
 def test_regression_gradients(check_gradients, reduction, shape, seed, which, width):
     rng = np.random.default_rng(seed)
-    loss = {"mse": MSELoss(reduction), "l1": L1Loss(reduction),
+    loss = {"mse": MSELoss(reduction=reduction), "l1": L1Loss(reduction=reduction),
             "huber": HuberLoss(reduction, delta=width),
-            "smoothl1": SmoothL1Loss(reduction, beta=width)}[which]
+            "smoothl1": SmoothL1Loss(reduction=reduction, beta=width)}[which]
     target = rng.standard_normal(shape)
     diff = _away_from(rng.uniform(-3, 3, shape), [0.0, width])
     check_gradients(loss, target + diff, target)
@@ -63,7 +63,7 @@ def test_regression_gradients(check_gradients, reduction, shape, seed, which, wi
 def test_smooth_l1_beta_zero_is_l1(check_gradients, reduction):
     rng = np.random.default_rng(3)
     pred, target = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    a, b = SmoothL1Loss(reduction, beta=0.0), L1Loss(reduction)
+    a, b = SmoothL1Loss(reduction=reduction, beta=0.0), L1Loss(reduction=reduction)
     np.testing.assert_allclose(a(pred, target), b(pred, target))
     np.testing.assert_allclose(a.backward(), b.backward())
     check_gradients(a, pred, target)
@@ -110,8 +110,9 @@ def test_nll_gradients(check_gradients, reduction, shape, seed, weighted, ignore
 def test_bce_with_logits_gradients(check_gradients, reduction, n, c, seed, weighted,
                                    pos_weighted):
     rng = np.random.default_rng(seed)
-    loss = BCEWithLogitsLoss(rng.uniform(0.5, 2, (n, c)) if weighted else None, reduction,
-                             rng.uniform(0.5, 3, c) if pos_weighted else None)
+    loss = BCEWithLogitsLoss(rng.uniform(0.5, 2, (n, c)) if weighted else None,
+                             reduction=reduction,
+                             pos_weight=rng.uniform(0.5, 3, c) if pos_weighted else None)
     check_gradients(loss, rng.standard_normal((n, c)) * 3, rng.uniform(0, 1, (n, c)))
 
 
@@ -119,7 +120,7 @@ def test_bce_with_logits_gradients(check_gradients, reduction, n, c, seed, weigh
 @given(shape=shapes, seed=seeds, weighted=st.booleans())
 def test_bce_gradients(check_gradients, reduction, shape, seed, weighted):
     rng = np.random.default_rng(seed)
-    loss = BCELoss(rng.uniform(0.5, 2, shape[-1]) if weighted else None, reduction)
+    loss = BCELoss(rng.uniform(0.5, 2, shape[-1]) if weighted else None, reduction=reduction)
     check_gradients(loss, rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape))
 
 
@@ -230,7 +231,7 @@ def test_values_by_hand():
     assert L1Loss(reduction="sum")(pred, target) == pytest.approx(5.0)
     np.testing.assert_allclose(HuberLoss("none", delta=1.5)(pred, target),
                                [0.5, 1.5 * (2 - 0.75), 1.5 * (2 - 0.75)])
-    np.testing.assert_allclose(SmoothL1Loss("none", beta=2.0)(pred, target),
+    np.testing.assert_allclose(SmoothL1Loss(reduction="none", beta=2.0)(pred, target),
                                [0.25, 2 - 1, 2 - 1])
     logits = np.array([[1.0, 2.0, 3.0]])
     expected = -np.log(np.exp(1.0) / np.exp(logits).sum())
@@ -325,10 +326,27 @@ def test_mismatched_shapes(make):
         make()(np.full((4, 3), 0.5), np.zeros(4))
 
 
-@pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss])
-def test_empty_batch(make):
-    with pytest.raises(ValueError, match=rf"{make.__name__}: expected a non-empty batch.*\(0, 3\)"):
-        make()(np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("make,target", [
+    (MSELoss, np.zeros((0, 3))), (L1Loss, np.zeros((0, 3))), (HuberLoss, np.zeros((0, 3))),
+    (SmoothL1Loss, np.zeros((0, 3))), (CrossEntropyLoss, np.zeros(0, np.int64)),
+    (CrossEntropyLoss, np.zeros((0, 3))), (NLLLoss, np.zeros(0, np.int64)),
+    (BCEWithLogitsLoss, np.zeros((0, 3))), (BCELoss, np.zeros((0, 3)))])
+def test_empty_batch(make, target, reduction):
+    """N = 0 as in PyTorch: NaN for 'mean', 0 for 'sum', an empty array for 'none'; the
+    gradient is empty and keeps the dtype (these refused N = 0 before)."""
+    loss = make(reduction=reduction)
+    value = loss(np.zeros((0, 3), np.float32), target.astype(np.float32)
+                 if target.dtype.kind == "f" else target)
+    if reduction == "none":
+        per_row = make in (CrossEntropyLoss, NLLLoss)
+        assert np.shape(value) == ((0,) if per_row else (0, 3))
+    elif reduction == "sum":
+        assert value == 0.0
+    else:
+        assert np.isnan(value)
+    grad = loss.backward()
+    assert grad.shape == (0, 3) and grad.dtype == np.float32
 
 
 @pytest.mark.parametrize("make", [MSELoss, CrossEntropyLoss, BCEWithLogitsLoss])
@@ -390,7 +408,7 @@ def test_class_target_shape_and_weight_shape():
 
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="MSELoss: expected reduction 'mean', 'sum' or 'none'"):
-        MSELoss("avg")
+        MSELoss(reduction="avg")
     with pytest.raises(ValueError, match="HuberLoss: expected delta > 0"):
         HuberLoss(delta=0.0)
     with pytest.raises(ValueError, match="SmoothL1Loss: expected beta >= 0"):

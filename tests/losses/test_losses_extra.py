@@ -60,7 +60,8 @@ def test_kl_div_gradients(reduction, shape, seed, log_target):
     target = rng.uniform(0.01, 1, shape)
     target.flat[0] = 0.0 if not log_target else target.flat[0]  # a zero probability
     target = np.log(target) if log_target else target
-    check_loss(lambda: KLDivLoss(reduction, log_target), [rng.standard_normal(shape), target],
+    check_loss(lambda: KLDivLoss(reduction=reduction, log_target=log_target),
+               [rng.standard_normal(shape), target],
                [0], rng)
 
 
@@ -71,7 +72,8 @@ def test_poisson_nll_gradients(reduction, shape, seed, log_input, full, eps):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape) if log_input else rng.uniform(0.1, 3, shape)
     target = rng.poisson(2.0, shape).astype(np.float64)
-    check_loss(lambda: PoissonNLLLoss(log_input, full, eps, reduction), [x, target], [0], rng)
+    check_loss(lambda: PoissonNLLLoss(log_input, full, eps=eps, reduction=reduction),
+               [x, target], [0], rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -103,7 +105,7 @@ def test_margin_ranking_gradients(reduction, shape, seed, margin):
     y = rng.choice([-1.0, 1.0], shape)
     near = np.abs(-y * (x1 - x2) + margin) < 0.05  # off the kink: z moves up by 0.1
     x1[near] -= 0.1 * y[near]
-    check_loss(lambda: MarginRankingLoss(margin, reduction), [x1, x2, y], [0, 1], rng)
+    check_loss(lambda: MarginRankingLoss(margin, reduction=reduction), [x1, x2, y], [0, 1], rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -113,14 +115,14 @@ def test_hinge_embedding_gradients(reduction, shape, seed, margin):
     x = rng.uniform(-3, 3, shape)
     x[np.abs(margin - x) < 0.05] -= 0.1
     y = rng.choice([-1.0, 1.0], shape)
-    check_loss(lambda: HingeEmbeddingLoss(margin, reduction), [x, y], [0], rng)
+    check_loss(lambda: HingeEmbeddingLoss(margin, reduction=reduction), [x, y], [0], rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @given(shape=shapes, seed=seeds)
 def test_soft_margin_gradients(reduction, shape, seed):
     rng = np.random.default_rng(seed)
-    check_loss(lambda: SoftMarginLoss(reduction),
+    check_loss(lambda: SoftMarginLoss(reduction=reduction),
                [rng.standard_normal(shape) * 2, rng.choice([-1.0, 1.0], shape)], [0], rng)
 
 
@@ -131,7 +133,7 @@ def test_multilabel_soft_margin_gradients(reduction, n, c, seed, weighted, unbat
     rng = np.random.default_rng(seed)
     shape = (c,) if unbatched else (n, c)
     weight = rng.uniform(0.5, 2, c) if weighted else None
-    check_loss(lambda: MultiLabelSoftMarginLoss(weight, reduction),
+    check_loss(lambda: MultiLabelSoftMarginLoss(weight, reduction=reduction),
                [rng.standard_normal(shape), rng.integers(0, 2, shape).astype(float)], [0], rng)
 
 
@@ -148,7 +150,7 @@ def test_multi_margin_gradients(reduction, n, c, seed, p, margin, weighted, unba
     if unbatched:
         x, t = x[0], t[0]
     weight = rng.uniform(0.5, 2, c) if weighted else None
-    check_loss(lambda: MultiMarginLoss(p, margin, weight, reduction), [x, t], [0], rng)
+    check_loss(lambda: MultiMarginLoss(p, margin, weight, reduction=reduction), [x, t], [0], rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -162,7 +164,7 @@ def test_cosine_embedding_gradients(reduction, n, d, seed, margin, unbatched):
     assume(np.all(np.abs(cos - margin) > 1e-3))
     if unbatched:
         x1, x2, y = x1[0], x2[0], y[0]
-    check_loss(lambda: CosineEmbeddingLoss(margin, reduction), [x1, x2, y], [0, 1], rng)
+    check_loss(lambda: CosineEmbeddingLoss(margin, reduction=reduction), [x1, x2, y], [0, 1], rng)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -183,7 +185,7 @@ def test_triplet_margin_gradients(reduction, shape, seed, margin, p, swap):
     assume(not swap or np.all(np.abs(d_an - d_pn) > 1e-3))
     if p < 2:  # |d|^(p-1) has a kink where a coordinate difference is 0
         assume(np.all(np.abs(np.stack([a - pos, a - neg, pos - neg]) + eps) > 1e-3))
-    check_loss(lambda: TripletMarginLoss(margin, p, eps, swap, reduction), [a, pos, neg],
+    check_loss(lambda: TripletMarginLoss(margin, p, eps, swap, reduction=reduction), [a, pos, neg],
                [0, 1, 2], rng)
 
 
@@ -255,13 +257,13 @@ def test_ctc_values():
 def test_empty_batches(reduction):
     empty = np.zeros((0, 3))
     cases = [
-        (KLDivLoss(reduction), [empty, empty]),
-        (KLDivLoss("batchmean" if reduction == "mean" else reduction), [empty, empty]),
+        (KLDivLoss(reduction=reduction), [empty, empty]),
+        (KLDivLoss(reduction="batchmean" if reduction == "mean" else reduction), [empty, empty]),
         (PoissonNLLLoss(reduction=reduction), [empty, empty]),
         (GaussianNLLLoss(reduction=reduction), [empty, empty, empty]),
         (MarginRankingLoss(reduction=reduction), [empty, empty, empty]),
         (HingeEmbeddingLoss(reduction=reduction), [empty, empty]),
-        (SoftMarginLoss(reduction), [empty, empty]),
+        (SoftMarginLoss(reduction=reduction), [empty, empty]),
         (MultiLabelSoftMarginLoss(reduction=reduction), [empty, empty]),
         (MultiMarginLoss(reduction=reduction), [empty, np.zeros(0, np.int64)]),
         (CosineEmbeddingLoss(reduction=reduction), [empty, empty, np.zeros(0)]),
@@ -304,7 +306,7 @@ def test_float32_stays_float32():
     for loss, args in [(KLDivLoss(), [x, np.abs(y)]), (PoissonNLLLoss(), [x, np.abs(y)]),
                        (GaussianNLLLoss(), [x, y, np.abs(y)]), (SoftMarginLoss(), [x, sign]),
                        (MarginRankingLoss(), [x, y, sign]), (HingeEmbeddingLoss(), [x, sign]),
-                       (MultiLabelSoftMarginLoss(), [x, sign > 0]),
+                       (MultiLabelSoftMarginLoss(), [x, (sign > 0).astype(np.float32)]),
                        (MultiMarginLoss(), [x, np.array([0, 1, 3])]),
                        (CosineEmbeddingLoss(), [x, y, np.array([1, -1, 1])]),
                        (TripletMarginLoss(), [x, y, -y])]:
@@ -319,7 +321,7 @@ def test_float32_stays_float32():
 def test_bad_input():
     x = np.zeros((2, 3))
     with pytest.raises(ValueError, match="KLDivLoss: expected reduction 'mean', 'batchmean'"):
-        KLDivLoss("avg")
+        KLDivLoss(reduction="avg")
     with pytest.raises(ValueError, match=r"KLDivLoss: expected target of shape \(2, 3\)"):
         KLDivLoss()(x, np.zeros(3))
     with pytest.raises(TypeError, match="PoissonNLLLoss: expected a floating-point prediction"):

@@ -45,7 +45,7 @@ def test_kl_div_parity(reduction, log_target, shape):
     if t.size:
         t.flat[0] = 0.0
     t = np.log(t + 0.1) if log_target else t
-    _compare(losses.KLDivLoss(reduction, log_target),
+    _compare(losses.KLDivLoss(reduction=reduction, log_target=log_target),
              tnn.KLDivLoss(reduction=reduction, log_target=log_target), [x, t], [0])
 
 
@@ -57,7 +57,7 @@ def test_poisson_nll_parity(reduction, log_input, full):
     x = rng.standard_normal((6, 3)) if log_input else rng.uniform(0, 3, (6, 3))
     x.flat[0] = x.flat[0] if log_input else 0.0  # a zero rate: eps keeps log finite
     target = rng.poisson(2.0, (6, 3)).astype(np.float64)
-    _compare(losses.PoissonNLLLoss(log_input, full, 1e-8, reduction),
+    _compare(losses.PoissonNLLLoss(log_input, full, eps=1e-8, reduction=reduction),
              tnn.PoissonNLLLoss(log_input, full, eps=1e-8, reduction=reduction),
              [x, target], [0])
 
@@ -87,7 +87,7 @@ def test_margin_ranking_parity(reduction, margin, shape):
     y = rng.choice([-1.0, 1.0], shape)
     if x1.size:  # one pair exactly on the kink: PyTorch's gradient there is the slope
         x1.flat[0] = x2.flat[0] + margin * y.flat[0]
-    _compare(losses.MarginRankingLoss(margin, reduction),
+    _compare(losses.MarginRankingLoss(margin, reduction=reduction),
              tnn.MarginRankingLoss(margin, reduction=reduction), [x1, x2, y], [0, 1])
 
 
@@ -99,7 +99,7 @@ def test_hinge_embedding_parity(reduction, margin):
     y = rng.choice([-1.0, 1.0], (5, 4))
     x[0, 0], y[0, 0] = margin, -1.0  # on the kink
     y[0, 1] = 0.5  # neither label: both terms, as PyTorch
-    _compare(losses.HingeEmbeddingLoss(margin, reduction),
+    _compare(losses.HingeEmbeddingLoss(margin, reduction=reduction),
              tnn.HingeEmbeddingLoss(margin, reduction=reduction), [x, y], [0])
 
 
@@ -109,7 +109,7 @@ def test_soft_margin_parity(reduction):
     x = rng.standard_normal((5, 4)) * 3
     x[0, 0] = 800.0  # no overflow
     y = rng.choice([-1.0, 1.0], (5, 4))
-    _compare(losses.SoftMarginLoss(reduction), tnn.SoftMarginLoss(reduction=reduction),
+    _compare(losses.SoftMarginLoss(reduction=reduction), tnn.SoftMarginLoss(reduction=reduction),
              [x, y], [0])
 
 
@@ -121,7 +121,7 @@ def test_multilabel_soft_margin_parity(reduction, weighted, shape):
     x = rng.standard_normal(shape) * 2
     y = rng.integers(0, 2, shape).astype(np.float64)
     w = rng.uniform(0.5, 2, shape[-1]) if weighted else None
-    _compare(losses.MultiLabelSoftMarginLoss(w, reduction),
+    _compare(losses.MultiLabelSoftMarginLoss(w, reduction=reduction),
              tnn.MultiLabelSoftMarginLoss(None if w is None else torch.tensor(w),
                                           reduction=reduction), [x, y], [0])
 
@@ -138,7 +138,7 @@ def test_multi_margin_parity(reduction, p, weighted, unbatched):
     if unbatched:
         x, t = x[1], t[1]
     w = rng.uniform(0.5, 2, 4) if weighted else None
-    _compare(losses.MultiMarginLoss(p, 0.8, w, reduction),
+    _compare(losses.MultiMarginLoss(p, 0.8, w, reduction=reduction),
              tnn.MultiMarginLoss(p, 0.8, None if w is None else torch.tensor(w),
                                  reduction=reduction), [x, t], [0])
 
@@ -152,7 +152,7 @@ def test_cosine_embedding_parity(reduction, margin, unbatched):
     y = rng.choice([-1.0, 1.0], 6)
     if unbatched:
         x1, x2, y = x1[0], x2[0], y[0]
-    _compare(losses.CosineEmbeddingLoss(margin, reduction),
+    _compare(losses.CosineEmbeddingLoss(margin, reduction=reduction),
              tnn.CosineEmbeddingLoss(margin, reduction=reduction), [x1, x2, y], [0, 1])
 
 
@@ -164,7 +164,7 @@ def test_cosine_embedding_zero_vector_parity():
     x1, x2 = rng.standard_normal((2, 3, 3))
     x2[1] = 0.0
     y = np.array([1.0, 1.0, -1.0])
-    ours = losses.CosineEmbeddingLoss(0.1, "sum")
+    ours = losses.CosineEmbeddingLoss(0.1, reduction="sum")
     value = ours(x1, x2, y)
     ours.backward()
     a, b = torch.tensor(x1, requires_grad=True), torch.tensor(x2, requires_grad=True)
@@ -186,7 +186,7 @@ def test_cosine_embedding_zero_vector_parity():
 def test_triplet_margin_parity(reduction, p, swap, shape):
     rng = np.random.default_rng(9)
     a, pos, neg = rng.standard_normal((3,) + shape)
-    _compare(losses.TripletMarginLoss(0.7, p, 1e-6, swap, reduction),
+    _compare(losses.TripletMarginLoss(0.7, p, 1e-6, swap, reduction=reduction),
              tnn.TripletMarginLoss(0.7, p, 1e-6, swap, reduction=reduction), [a, pos, neg],
              [0, 1, 2])
 
@@ -279,12 +279,13 @@ def test_ctc_unbatched_and_impossible_parity(zero_infinity):
 def test_empty_batch_parity(reduction):
     empty = np.zeros((0, 3))
     cases = [
-        (losses.KLDivLoss(reduction), tnn.KLDivLoss(reduction=reduction), [empty, empty], [0]),
+        (losses.KLDivLoss(reduction=reduction), tnn.KLDivLoss(reduction=reduction),
+         [empty, empty], [0]),
         (losses.PoissonNLLLoss(reduction=reduction), tnn.PoissonNLLLoss(reduction=reduction),
          [empty, empty], [0]),
         (losses.GaussianNLLLoss(reduction=reduction), tnn.GaussianNLLLoss(reduction=reduction),
          [empty, empty, empty], [0, 2]),
-        (losses.SoftMarginLoss(reduction), tnn.SoftMarginLoss(reduction=reduction),
+        (losses.SoftMarginLoss(reduction=reduction), tnn.SoftMarginLoss(reduction=reduction),
          [empty, empty], [0]),
         (losses.MultiLabelSoftMarginLoss(reduction=reduction),
          tnn.MultiLabelSoftMarginLoss(reduction=reduction), [empty, empty], [0]),

@@ -52,7 +52,8 @@ def test_cross_entropy_index_parity(reduction, shape, weighted, smoothing, ignor
     if np.ndim(target):
         target.flat[0] = ignore_index  # at least one ignored entry
     weight = rng.uniform(0.2, 3.0, c) if weighted else None
-    ours = losses.CrossEntropyLoss(weight, ignore_index, reduction, smoothing)
+    ours = losses.CrossEntropyLoss(weight, ignore_index=ignore_index, reduction=reduction,
+                                   label_smoothing=smoothing)
     theirs = tnn.CrossEntropyLoss(None if weight is None else torch.tensor(weight),
                                   ignore_index=ignore_index, reduction=reduction,
                                   label_smoothing=smoothing)
@@ -98,7 +99,7 @@ def test_nll_parity(reduction, shape, weighted, ignore_index):
     target = rng.integers(0, c, size=(shape[0],) + shape[2:])
     target.flat[0] = ignore_index
     weight = rng.uniform(0.2, 3.0, c) if weighted else None
-    ours = losses.NLLLoss(weight, ignore_index, reduction)
+    ours = losses.NLLLoss(weight, ignore_index=ignore_index, reduction=reduction)
     theirs = tnn.NLLLoss(None if weight is None else torch.tensor(weight),
                          ignore_index=ignore_index, reduction=reduction)
     _compare(ours, theirs, pred, target)
@@ -114,7 +115,7 @@ def test_bce_with_logits_parity(reduction, weighted, pos_weighted, scale):
     target = rng.uniform(0, 1, (5, 3))
     weight = rng.uniform(0.2, 3.0, (5, 1)) if weighted else None
     pos_weight = rng.uniform(0.2, 3.0, 3) if pos_weighted else None
-    ours = losses.BCEWithLogitsLoss(weight, reduction, pos_weight)
+    ours = losses.BCEWithLogitsLoss(weight, reduction=reduction, pos_weight=pos_weight)
     theirs = tnn.BCEWithLogitsLoss(
         None if weight is None else torch.tensor(weight), reduction=reduction,
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight))
@@ -128,6 +129,6 @@ def test_bce_parity(reduction, weighted):
     pred = rng.uniform(0.01, 0.99, (5, 3))
     target = rng.uniform(0, 1, (5, 3))
     weight = rng.uniform(0.2, 3.0, 3) if weighted else None
-    ours = losses.BCELoss(weight, reduction)
+    ours = losses.BCELoss(weight, reduction=reduction)
     theirs = tnn.BCELoss(None if weight is None else torch.tensor(weight), reduction=reduction)
     _compare(ours, theirs, pred, target)

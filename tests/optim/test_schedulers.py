@@ -132,7 +132,7 @@ def test_per_group_lambdas():
     sched = S.LambdaLR(opt, [lambda e: 0.5 ** e, lambda e: e + 1])
     sched.step()
     assert sched.get_last_lr() == pytest.approx([0.05, 2.0])
-    with pytest.raises(ValueError, match="Expected 2 lr_lambdas, but got 1"):
+    with pytest.raises(ValueError, match="LambdaLR: expected 2 lr_lambdas, but got 1"):
         S.LambdaLR(opt, [lambda e: 1.0])
     assert sched.state_dict()["lr_lambdas"] == [None, None]
 

@@ -394,3 +394,63 @@ def test_load_removes_stale_temporaries_of_its_path_only(tmp_path):
     other.write_bytes(b"PK\x03\x04partial")
     assert handgrad.load(path)["epoch"] == 1
     assert not stale.exists() and other.exists()
+
+
+# ---------------------------------------------------------------- audit: bad paths and files
+def _write_meta(path, meta: bytes, **arrays):
+    np.savez(path, __handgrad__=np.frombuffer(meta, np.uint8), **arrays)
+
+
+@pytest.mark.parametrize("path", [None, 3, ["a.npz"]])
+def test_paths_that_are_not_paths_are_type_errors(path):
+    with pytest.raises(TypeError, match=r"handgrad.save: expected a file path"):
+        handgrad.save({"a": 1}, path)
+    with pytest.raises(TypeError, match=r"handgrad.load: expected a file path"):
+        handgrad.load(path)
+
+
+def test_saving_onto_a_directory_names_it(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"handgrad.save: .* is a directory"):
+        handgrad.save({"a": 1}, tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_self_containing_objects_are_a_clear_error(tmp_path):
+    loop: dict = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="handgrad.save: obj is nested too deeply or contains"):
+        handgrad.save(loop, tmp_path / "loop.npz")  # was a RecursionError
+    assert not (tmp_path / "loop.npz").exists()
+
+
+def test_ints_past_the_decimal_conversion_limit_round_trip(tmp_path):
+    values = {"big": 10**5000, "negative": -(7**9000), "medium": 2**60}
+    handgrad.save(values, tmp_path / "ints.npz")  # 10**5000 was a ValueError from int -> str
+    assert handgrad.load(tmp_path / "ints.npz") == values
+
+
+@pytest.mark.parametrize("meta,what", [
+    (b'{"format":"handgrad-checkpoint","version":1}', "no 'root' entry"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":[1]}', "unexpected metadata node"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":{"type":"list","items":[]}}',
+     "its root is a list"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":{"type":"scalar","dtype":"O",'
+     b'"value":1}}', "scalar of dtype object"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":{"type":"int","value":7}}',
+     "malformed 'int' entry"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":'
+     + b'{"type":"list","items":[' * 5000 + b']}' * 5000 + b"}", "nested too deeply"),
+    (b'{"format":"handgrad-checkpoint","version":1,"root":'
+     + b'{"type":"list","items":[' * 700 + b']}' * 700 + b"}", "nested too deeply"),
+])
+def test_malformed_metadata_is_a_value_error_naming_the_file(tmp_path, meta, what):
+    path = tmp_path / "bad.npz"
+    _write_meta(path, meta)
+    with pytest.raises(ValueError, match=rf"handgrad.load: .*bad.npz is not a valid .*{what}"):
+        handgrad.load(path)
+
+
+def test_load_into_needs_a_layer(tmp_path):
+    handgrad.save(handgrad.Linear(3, 2), tmp_path / "m.npz")
+    with pytest.raises(TypeError, match="handgrad.load_into: expected a Layer"):
+        handgrad.load_into(None, tmp_path / "m.npz")  # was an AttributeError
