@@ -32,6 +32,17 @@ from .hooks import HookMethods
 from .parameter import Parameter
 
 
+def _castable(source: np.dtype, target: np.dtype) -> bool:
+    """Whether ``load_state_dict`` may copy ``source`` values into a ``target`` array: any
+    real number into a float or integer buffer, bools too; never strings, objects, or
+    complex values into a real array (that would drop the imaginary part)."""
+    if source.kind in "OUSVMm":
+        return False
+    if source.kind == "c":
+        return target.kind == "c"
+    return True
+
+
 class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
@@ -271,7 +282,7 @@ class Layer(HookMethods):
             )
         slots = self._state_slots()
         missing = [k for k in slots if k not in state_dict]
-        unexpected = [k for k in state_dict.keys() if k not in slots]
+        unexpected = [str(k) for k in state_dict.keys() if k not in slots]
         mismatched = []
         values = {}
         for key, (module, name, is_param) in slots.items():
@@ -283,11 +294,13 @@ class Layer(HookMethods):
                 mismatched.append(
                     f"{key}: expected shape {tuple(current.shape)}, got {tuple(value.shape)}"
                 )
+            elif not _castable(value.dtype, current.dtype):
+                mismatched.append(f"{key}: expected {current.dtype} values, got {value.dtype}")
             else:
                 values[key] = value
         problems = []
         if mismatched:
-            problems.append("wrongly shaped: " + "; ".join(mismatched))
+            problems.append("wrongly shaped or typed: " + "; ".join(mismatched))
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:

@@ -246,3 +246,16 @@ def test_dtype_is_the_first_parameter_in_parameters_order():
     assert hg.Sequential(hg.ReLU(), hg.Sequential(hg.Tanh())).dtype is None
     block = hg.Residual(hg.Linear(2, 2), shortcut=hg.Linear(2, 2).double())
     assert block.dtype == np.float32
+
+
+def test_load_state_dict_refuses_values_it_cannot_copy_and_names_them():
+    layer = hg.Linear(2, 3)
+    good = layer.state_dict()
+    for bad, what in [(np.array([["a", "b"]] * 3), "<U1"), (good["weight"] + 1j, "complex64"),
+                      (np.empty((3, 2), dtype=object), "object")]:
+        with pytest.raises(ValueError, match=rf"weight: expected float32 values, got {what}"):
+            layer.load_state_dict({**good, "weight": bad})
+    with pytest.raises(ValueError, match="unexpected keys: 7"):
+        layer.load_state_dict({**good, 7: np.zeros(1)})
+    layer.load_state_dict({**good, "weight": np.ones((3, 2), dtype=np.int64)})  # ints convert
+    np.testing.assert_array_equal(layer.weight.data, 1)

@@ -122,7 +122,11 @@ def _as_batches(data: Any, batch_size: int | None, shuffle: bool, rng: Any,
                 f"fit: {what} is a tuple of arrays (x, y); pass batch_size= to split it "
                 f"into mini-batches (or pass a handgrad.data.DataLoader)"
             )
-        return ArrayBatches(data[0], data[1], batch_size, shuffle=shuffle, rng=rng)
+        try:
+            return ArrayBatches(data[0], data[1], batch_size, shuffle=shuffle, rng=rng)
+        except (TypeError, ValueError) as error:  # name the caller, not the helper
+            raise type(error)(f"fit: {what}: {str(error).removeprefix('ArrayBatches: ')}") \
+                from None
     if isinstance(data, np.ndarray) or not isinstance(data, Iterable):
         raise TypeError(
             f"fit: expected {what} to be a DataLoader, an iterable of (x, y) batches or a "
@@ -532,6 +536,9 @@ def fit(
         raise ValueError(f"fit: expected accumulate >= 1, got {accumulate!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None, got {clip_grad_norm!r}")
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"fit: expected callbacks as a list of Callback instances, got "
+                        f"{type(callbacks).__name__}")
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"fit: expected Callback instances, got {type(cb).__name__}")

@@ -418,3 +418,13 @@ def test_resume_with_another_optimizer_is_refused_and_leaves_the_model(tmp_path)
             batch_size=8, epochs=2, progress=False, resume_from=tmp_path / "last.npz")
     for key, value in other.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
+
+
+def test_bad_fit_arguments_are_reported_by_fit():
+    model = hg.Linear(2, 2)
+    loss, opt = MSELoss(), SGD(model.parameters(), lr=0.1)
+    x = np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"^fit: train_data: expected batch_size >= 1, got 0"):
+        hg.fit(model, loss, opt, (x, x), batch_size=0, progress=False)
+    with pytest.raises(TypeError, match=r"^fit: expected callbacks as a list of Callback"):
+        hg.fit(model, loss, opt, (x, x), batch_size=2, callbacks=5, progress=False)
