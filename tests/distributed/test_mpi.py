@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def test_a_rank_that_raises_ends_every_rank():
 def test_a_non_finite_loss_on_one_rank_ends_every_rank():
     done, seconds = launch(2, "nan")
     assert done.returncode != 0
-    assert "rank 1 of 2 raised FloatingPointError" in done.stderr
+    # the non-finite values reach every rank through the reductions: whichever rank notices
+    # first aborts the job
+    assert re.search(r"rank [01] of 2 raised FloatingPointError", done.stderr)
     assert "not searched in a data-parallel run" in done.stderr
     assert seconds < 30
 
