@@ -1,0 +1,16 @@
+"""The Numba backend's kernels, gathered (what ``handgrad.ops.backend.kernels()`` returns).
+
+Each family lives beside its NumPy twin's concerns in its own module:
+
+* ``numba_norm``: BatchNorm training forward / backward and the eval forward;
+* ``numba_recurrent``: the LSTM's and GRU's per-step gate arithmetic, forward and BPTT;
+* ``numba_optim``: Adam's (and AdamW's) and SGD momentum's element-wise updates.
+
+Importing this module imports Numba; nothing else in handgrad does.
+"""
+
+from __future__ import annotations
+
+from .numba_norm import batch_norm_running, batch_norm_train, batch_norm_train_backward
+
+__all__ = ["batch_norm_train", "batch_norm_train_backward", "batch_norm_running"]
