@@ -14,3 +14,6 @@ from __future__ import annotations
 from .numba_norm import batch_norm_running, batch_norm_train, batch_norm_train_backward
 
 __all__ = ["batch_norm_train", "batch_norm_train_backward", "batch_norm_running"]
+from .numba_recurrent import gru_backward_loop, gru_loop, lstm_backward_loop, lstm_loop
+
+__all__ += ["lstm_loop", "lstm_backward_loop", "gru_loop", "gru_backward_loop"]
