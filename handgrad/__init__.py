@@ -9,6 +9,7 @@ from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gra
 from .layer import Layer
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layer_names
+from .ops.backend import backend, set_backend  # "numpy" | "numba" (HANDGRAD_BACKEND)
 from .ops.parallel import get_num_threads, set_num_threads
 from .parameter import Parameter
 from .random import default_generator, manual_seed
@@ -22,3 +23,4 @@ __all__ = [
     "save", "load", "load_into", "set_num_threads", "get_num_threads",
     *_layer_names,
 ]
+__all__ += ["set_backend", "backend"]

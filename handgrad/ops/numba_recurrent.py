@@ -16,8 +16,6 @@ gives sigmoid(a)), and the forward leaves the gate values in it.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._jit import kernel
