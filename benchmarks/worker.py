@@ -133,11 +133,15 @@ class Session:
                 return {"status": "missing", "detail": f"torch side: {err}"}
             return {"status": "error", "detail": f"{kind}: {err}"[:300]}
         self.step = step
+        import handgrad
+        backend = handgrad.backend() if hasattr(handgrad, "backend") else "numpy"
         estimate = sorted(times[len(times) // 2:])[len(times[len(times) // 2:]) // 2]
         # at least MIN_ROUND_STEPS timed steps per round, so that a slow workload's median is
         # not one step's time
         steps = max(MIN_ROUND_STEPS, min(max_steps, round(round_time / max(estimate, 1e-6))))
         return {"status": "ok", "steps": steps, "estimate": estimate,
+                "first_step_ms": times[0] * 1e3,
+                **({"backend": backend} if self.framework == "handgrad" else {}),
                 "notes": sorted(set(workloads.NOTES))}
 
     def run(self, steps):

@@ -19,6 +19,8 @@ from threadpoolctl import threadpool_limits
 
 import handgrad
 from handgrad import GRU, LSTM, BatchNorm1d, BatchNorm2d
+from handgrad.layers.activation import backprop_relu
+from handgrad.models import BasicBlock
 from handgrad.optim import SGD, Adam, AdamW
 from tests.helpers import arrays
 
@@ -222,3 +224,31 @@ def test_optimizer_updates_are_bit_identical(dtype, cls, kwargs):
     for a, b in zip(reference, fused):
         assert b.dtype == dtype
         np.testing.assert_array_equal(b, a)
+
+
+# --------------------------------------------------------------------------- ReLU, ResNet
+@dtypes
+@given(shape=st.sampled_from([(7,), (3, 5), (2, 3, 4, 4)]), data=st.data())
+def test_relu_backward_equals_numpy_path(dtype, shape, data):
+    y = np.maximum(data.draw(arrays(shape)), 0).astype(dtype)
+    g = data.draw(arrays(shape)).astype(dtype)
+    g.reshape(-1)[:2] = [np.nan, np.inf]  # exactly 0 where y <= 0, as PyTorch
+    reference, fused = both_backends(lambda: [backprop_relu(g, y)])
+    np.testing.assert_array_equal(fused[0], reference[0])
+    assert fused[0].dtype == dtype
+
+
+@dtypes
+def test_basic_block_equals_numpy_path(dtype):
+    """The residual add + ReLU (one pass), its ReLU backward and the BatchNorms inside."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 6, 6)).astype(dtype)
+
+    def run():
+        block = BasicBlock(4, 6, stride=2, rng=1, dtype=dtype)
+        y = block(x)
+        grad_x = block.backward(np.ones_like(y) - y)
+        return [y, grad_x] + [p.grad for p in block.parameters()]
+
+    reference, fused = both_backends(run)
+    assert_close(reference, fused, dtype)
