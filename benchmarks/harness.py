@@ -180,6 +180,9 @@ def run_workload(workload, variants, opts, peak_gflops) -> list[dict]:
     try:
         main = measure_point(workers, workload.name, dict(workload.params), opts)
         main["kind"] = "main"
+        for variant, worker in workers.items():
+            if worker.ready().get("kernels_ms") and variant in main["variants"]:
+                main["variants"][variant]["kernels_ms"] = worker.ready()["kernels_ms"]
         points.append(main)
         hg_ok = main["variants"].get(variants[0], {}).get("status") == "ok"
         if opts.sweep and hg_ok:
@@ -521,6 +524,13 @@ def main(argv=None) -> int:
     print()
     print(table)
     first = format_first_steps(points, variants)
+    kernels = sorted(round(e["kernels_ms"]) for p in points for e in p["variants"].values()
+                     if e.get("kernels_ms"))
+    if kernels:
+        cache = "compiled: empty cache" if opts.cold_cache else "loaded from Numba's cache " \
+            "(compiled on a first run)"
+        first = (f"numba kernels ready in {kernels[0]}-{kernels[-1]} ms per worker start "
+                 f"(import numba, all float32 kernels {cache})\n" + first)
     if first:
         print("\n" + first)
     sweeps = format_sweeps(points, variants, opts.markdown)
