@@ -16,24 +16,30 @@ from .parallel import run_chunks, split
 
 __all__ = ["relu_backward", "add_relu"]
 
+ZERO = np.float32(0.0)  # float32 so that float32 data stays float32 (float64 stays float64)
+
 
 @kernel
 def relu_backward_block(grad_out, y, grad_x, lo, hi):
     """``grad_x = grad_out where y > 0, else exactly 0`` (also for NaN/inf ``grad_out``)."""
-    for k in range(lo, hi):
-        grad_x[k] = grad_out[k] if y[k] > 0 else 0.0
+    # Zero-based loops over views of the block and a zero in the data's dtype: the compiler
+    # turns the choice into a vector select. Written as ``for k in range(lo, hi)`` with a
+    # Python 0.0 it stays a branch on the data (measured, 524288 float32 values with half of
+    # y at 0: 3260 us that way, 75 us this way, NumPy's three passes 166 us).
+    g_block, y_block, out_block = grad_out[lo:hi], y[lo:hi], grad_x[lo:hi]
+    for k in range(g_block.size):
+        out_block[k] = g_block[k] if y_block[k] > 0 else ZERO
 
 
 @kernel
 def add_relu_block(y, skip, lo, hi):
     """``y = max(y + skip, 0)`` in place (NaN stays NaN, as ``np.maximum``)."""
-    # On views of the block, counted from 0: the compiler vectorises this loop; written as
-    # ``for k in range(lo, hi)`` on the whole arrays it does not (measured: 524288 float32
-    # values 276 us that way, 57 us this way, NumPy's two passes 127 us).
+    # As above (measured: 524288 float32 values 276 us as a range(lo, hi) loop, 57 us this
+    # way, NumPy's two passes 127 us).
     y_block, skip_block = y[lo:hi], skip[lo:hi]
     for k in range(y_block.size):
         total = y_block[k] + skip_block[k]
-        y_block[k] = 0.0 if total < 0 else total  # NaN is not < 0: it stays (one select)
+        y_block[k] = ZERO if total < 0 else total  # NaN is not < 0: it stays (one select)
 
 
 def _flat(*arrays):
