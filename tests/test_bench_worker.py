@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 worker = pytest.importorskip("benchmarks.worker")
@@ -80,5 +82,7 @@ def test_backend_option_gives_one_column_per_backend():
         "torch": {"first_step_ms": 3.0}}}]
     text = harness.format_first_steps(points, ["handgrad-numba", "torch"])
     assert text == "first step ms, handgrad-numba (backend numba): mlp 812"
-    assert harness._cache_env(harness.parse_args(["--cold-cache"]))["NUMBA_CACHE_DIR"]
+    cache = harness._cache_env(harness.parse_args(["--cold-cache"]))["NUMBA_CACHE_DIR"]
+    assert os.path.isdir(cache) and not os.listdir(cache)  # a fresh, empty directory
+    os.rmdir(cache)
     assert harness._cache_env(harness.parse_args([])) == {}
