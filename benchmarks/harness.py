@@ -34,6 +34,8 @@ TORCH_HINT = "PyTorch is not installed: `pip install torch==2.13.0` (CPU build) 
 VARIANTS = {  # name -> (framework, extra environment)
     "handgrad": ("handgrad", {}),
     "handgrad-nomallopt": ("handgrad", {"HANDGRAD_NO_MALLOPT": "1"}),
+    "handgrad-numba": ("handgrad", {"HANDGRAD_BACKEND": "numba"}),  # --backend
+    "handgrad-numpy": ("handgrad", {"HANDGRAD_BACKEND": "numpy"}),
     "torch": ("torch", {}),
 }
 
@@ -45,10 +47,11 @@ class WorkerError(RuntimeError):
 class Worker:
     """A running ``benchmarks.worker`` process and its JSON-lines protocol."""
 
-    def __init__(self, variant: str, threads: int, source: Path | None = None):
+    def __init__(self, variant: str, threads: int, source: Path | None = None,
+                 environment: dict | None = None):
         framework, extra = VARIANTS[variant]
         self.variant = variant
-        env = dict(os.environ)
+        env = dict(os.environ, **(environment or {}))
         if source is not None:
             env["HANDGRAD_BENCH_SOURCE"] = str(Path(source).resolve())
         env.update(extra)
@@ -123,6 +126,9 @@ def measure_point(workers, name, params, opts, record_memory=True) -> dict:
         out["variants"][variant] = entry
         if reply["status"] == "ok":
             entry["steps_per_round"] = reply["steps"]
+            for key in ("first_step_ms", "backend"):  # first step: compiles or loads kernels
+                if key in reply:
+                    entry[key] = reply[key]
             live.append(variant)
         elif variant.startswith("handgrad"):
             break  # nothing to compare against; skip the other side
@@ -168,11 +174,15 @@ def _add_derived(point: dict, flops: float | None, peak_gflops: float | None) ->
 
 
 def run_workload(workload, variants, opts, peak_gflops) -> list[dict]:
-    workers = {v: Worker(v, opts.threads, opts.handgrad_source) for v in variants}
+    workers = {v: Worker(v, opts.threads, opts.handgrad_source, _cache_env(opts))
+               for v in variants}
     points = []
     try:
         main = measure_point(workers, workload.name, dict(workload.params), opts)
         main["kind"] = "main"
+        for variant, worker in workers.items():
+            if worker.ready().get("kernels_ms") and variant in main["variants"]:
+                main["variants"][variant]["kernels_ms"] = worker.ready()["kernels_ms"]
         points.append(main)
         hg_ok = main["variants"].get(variants[0], {}).get("status") == "ok"
         if opts.sweep and hg_ok:
@@ -200,12 +210,20 @@ def run_workload(workload, variants, opts, peak_gflops) -> list[dict]:
     return points
 
 
+def _cache_env(opts) -> dict:
+    """``--cold-cache``: every worker gets a fresh, empty Numba cache directory, so the first
+    step of each workload includes compiling its kernels (else they load from the cache)."""
+    if not getattr(opts, "cold_cache", False):
+        return {}
+    return {"NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="handgrad-numba-cache-")}
+
+
 def machine_info(variants, threads, source=None) -> dict:
     info = {"date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "platform": platform.platform(), "machine": platform.machine(),
             "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "threads": threads,
             "load_avg_start": _loadavg()}
-    framework_variants = [v for v in variants if v in ("handgrad", "torch")]
+    framework_variants = ["handgrad"] + [v for v in variants if v == "torch"]
     for variant in framework_variants:
         worker = Worker(variant, threads, source)
         try:
@@ -282,7 +300,7 @@ def format_table(points, variants, markdown=False) -> str:
                  "ratio (rounds) best"]
     if "torch" in variants:
         cols.append("torch ms [IQR]")
-    who = "/".join("hg" if v == "handgrad" else "hg-nomallopt" if v != "torch" else "torch"
+    who = "/".join(v.replace("handgrad", "hg") if v != "torch" else "torch"
                    for v in variants)
     cols += ["GFLOP/s hg (peak%)", "GFLOP/s torch", f"RSS MB {who}", f"faults/step {who}"]
     rows = []
@@ -308,6 +326,22 @@ def format_table(points, variants, markdown=False) -> str:
                             for v in variants if v in var))
         rows.append(row)
     return _render(cols, rows, markdown)
+
+
+def format_first_steps(points, variants) -> str:
+    """One line per handgrad variant: its backend and each workload's first step in ms (it
+    compiles the Numba kernels, or loads them from the on-disk cache, and warms up)."""
+    lines = []
+    for v in (v for v in variants if v != "torch"):
+        cells, backend = [], None
+        for point in points:
+            entry = point["variants"].get(v, {})
+            if point["kind"] == "main" and "first_step_ms" in entry:
+                backend = entry.get("backend", backend)
+                cells.append(f"{point['workload']} {entry['first_step_ms']:.0f}")
+        if cells:
+            lines.append(f"first step ms, {v} (backend {backend}): " + ", ".join(cells))
+    return "\n".join(lines)
 
 
 def format_sweeps(points, variants, markdown=False) -> str:
@@ -411,6 +445,11 @@ def parse_args(argv=None):
     p.add_argument("--sweep", action="store_true",
                    help="also time each workload's batch-size / sequence-length sweep")
     p.add_argument("--no-torch", action="store_true", help="handgrad only")
+    p.add_argument("--backend", choices=["numpy", "numba", "both"], default=None,
+                   help="handgrad's kernels (default: handgrad's own default, numba when "
+                        "installed); both: two handgrad columns, numba and numpy")
+    p.add_argument("--cold-cache", action="store_true",
+                   help="empty Numba cache per worker: the first step includes compiling")
     p.add_argument("--compare-mallopt", action="store_true",
                    help="also run handgrad with HANDGRAD_NO_MALLOPT=1 (glibc defaults)")
     p.add_argument("--out-dir", type=Path, default=RESULTS, help="where results go")
@@ -439,7 +478,10 @@ def main(argv=None) -> int:
             print(f"{w.name:<22} {w.group:<6} {w.doc}" + (f"  [sweep {sweep}]" if sweep else ""))
         return 0
     chosen = select(opts.workloads, wl.REGISTRY)
-    variants = ["handgrad"] + (["handgrad-nomallopt"] if opts.compare_mallopt else [])
+    handgrad_variants = {None: ["handgrad"], "numpy": ["handgrad-numpy"],
+                         "numba": ["handgrad-numba"],
+                         "both": ["handgrad-numba", "handgrad-numpy"]}[opts.backend]
+    variants = handgrad_variants + (["handgrad-nomallopt"] if opts.compare_mallopt else [])
     if opts.no_torch:
         pass
     elif importlib.util.find_spec("torch") is None:
@@ -481,6 +523,16 @@ def main(argv=None) -> int:
     table = format_table(points, variants, opts.markdown)
     print()
     print(table)
+    first = format_first_steps(points, variants)
+    kernels = sorted(round(e["kernels_ms"]) for p in points for e in p["variants"].values()
+                     if e.get("kernels_ms"))
+    if kernels:
+        cache = "compiled: empty cache" if opts.cold_cache else "loaded from Numba's cache " \
+            "(compiled on a first run)"
+        first = (f"numba kernels ready in {kernels[0]}-{kernels[-1]} ms per worker start "
+                 f"(import numba, all float32 kernels {cache})\n" + first)
+    if first:
+        print("\n" + first)
     sweeps = format_sweeps(points, variants, opts.markdown)
     if sweeps and "torch" in variants:
         print("\nScaling (ms per unit = per sample for batch, per time step for T):")

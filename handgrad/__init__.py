@@ -18,6 +18,7 @@ from .inspect import GradcheckError, GradcheckReport, gradcheck, numerical_gradi
 from .layer import Layer
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layer_names
+from .ops.backend import backend, set_backend  # "numpy" | "numba" (HANDGRAD_BACKEND)
 from .ops.parallel import get_num_threads, set_num_threads
 from .parameter import Parameter
 from .random import default_generator, manual_seed
@@ -33,3 +34,4 @@ __all__ = [
     "save", "load", "load_into", "set_num_threads", "get_num_threads",
     *_layer_names,
 ]
+__all__ += ["set_backend", "backend"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 worker = pytest.importorskip("benchmarks.worker")
@@ -56,3 +58,31 @@ def test_no_worker_calibrates_while_another_is_still_starting():
     first_setup = events.index(("setup", "handgrad"))
     assert {("ready", "handgrad"), ("ready", "torch")} <= set(events[:first_setup])
     assert point["variants"]["torch"]["steps"] == 6
+
+
+def test_setup_reports_first_step_and_backend():
+    import handgrad
+
+    session = worker.Session("handgrad", 1)
+    reply = session.setup("Linear", {"batch": 4, "in_features": 8, "out_features": 8},
+                          warmup=1, round_time=1e-9, max_steps=400)
+    if reply["status"] != "ok":
+        pytest.skip(reply["detail"])
+    assert reply["backend"] == handgrad.backend()
+    assert reply["first_step_ms"] > 0
+
+
+def test_backend_option_gives_one_column_per_backend():
+    harness = pytest.importorskip("benchmarks.harness")
+    assert harness.parse_args(["mlp", "--backend", "both"]).backend == "both"
+    assert harness.VARIANTS["handgrad-numba"][1] == {"HANDGRAD_BACKEND": "numba"}
+    assert harness.VARIANTS["handgrad-numpy"][1] == {"HANDGRAD_BACKEND": "numpy"}
+    points = [{"kind": "main", "workload": "mlp", "variants": {
+        "handgrad-numba": {"first_step_ms": 812.4, "backend": "numba"},
+        "torch": {"first_step_ms": 3.0}}}]
+    text = harness.format_first_steps(points, ["handgrad-numba", "torch"])
+    assert text == "first step ms, handgrad-numba (backend numba): mlp 812"
+    cache = harness._cache_env(harness.parse_args(["--cold-cache"]))["NUMBA_CACHE_DIR"]
+    assert os.path.isdir(cache) and not os.listdir(cache)  # a fresh, empty directory
+    os.rmdir(cache)
+    assert harness._cache_env(harness.parse_args([])) == {}

@@ -14,6 +14,7 @@ from scipy.special import erf
 
 from .._validation import as_float_input, check_grad, check_real
 from ..layer import Layer
+from ..ops.backend import kernels
 from ..ops.elementwise import clamp_min_zero
 from ..ops.parallel import run_chunks, split
 
@@ -99,6 +100,11 @@ def backprop_relu(grad_out: NDArray, y: NDArray) -> NDArray:
     ``np.where`` with a data-dependent mask runs about 10x slower (branch mispredictions).
     Large contiguous arrays are split into one block per thread (``ops.parallel``).
     """
+    fused = kernels()  # the Numba backend: one pass (ops/numba_elementwise.py)
+    if fused is not None:
+        grad_x = fused.relu_backward(grad_out, y)
+        if grad_x is not None:
+            return grad_x
     as_int = np.dtype(f"i{grad_out.dtype.itemsize}")
     if not (grad_out.flags.c_contiguous and y.flags.c_contiguous):
         grad_out, y = np.ascontiguousarray(grad_out), np.ascontiguousarray(y)

@@ -22,6 +22,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._validation import as_float_input, check_grad, check_positive_int
 from ..layer import Layer
+from ..ops.backend import kernels
 from ..ops.parallel import GIL_FREE_SIZE, channel_sum, ones, run_chunks, split
 from ..parameter import Parameter
 
@@ -176,6 +177,14 @@ class _BatchNorm(Layer):
         xc = self._xc_buffer
         if xc is None or xc.shape != x3.shape or xc.dtype != x3.dtype:
             xc = self._xc_buffer = np.empty_like(x3)
+        fused = kernels()  # the Numba backend: one compiled kernel (ops/numba_norm.py)
+        if fused is not None:
+            w = self.weight.data if self.weight is not None else None
+            b = self.bias.data if self.bias is not None else None
+            y, mean, var, invstd = fused.batch_norm_train(x3, w, b, self.eps, xc)
+            if self.track_running_stats and self.training:
+                self._update_running_stats(mean, var, m)
+            return y, ("batch", xc, invstd)
         y = np.empty_like(x3)
         mean, var, invstd = (np.empty(c, x3.dtype) for _ in range(3))
         w = self.weight.data if self.weight is not None else None
@@ -225,6 +234,9 @@ class _BatchNorm(Layer):
         shift = -self.running_mean * scale
         if self.bias is not None:
             shift += self.bias.data
+        fused = kernels()
+        if fused is not None:
+            return fused.batch_norm_running(x3, scale, shift), ("running", x3, invstd)
         s = x3.shape[2]
         y = np.multiply(x3, _expand(scale, s))
         y += _expand(shift, s)
@@ -256,6 +268,12 @@ class _BatchNorm(Layer):
         #   grad_x = a * (g - sum(g) / M - xhat * sum(g * xhat) / M)
         # (sum(g) and sum(g * xhat) are also the bias and weight gradients), computed as
         #   grad_x = g * a + xc * coef_xc + coef_const   with per-channel coefficients.
+        fused = kernels()
+        if fused is not None:
+            w = self.weight.data if self.weight is not None else None
+            grad_x, sum_g, sum_g_xhat = fused.batch_norm_train_backward(g3, xc, invstd, w)
+            self._param_grads(sum_g, sum_g_xhat)
+            return grad_x
         n, c, s = xc.shape
         m = n * s
         grad_x = np.empty_like(xc)

@@ -42,6 +42,7 @@ from ..layers import (
     Sequential,
 )
 from ..layers.activation import backprop_relu, relu
+from ..ops.backend import kernels
 from ..random import resolve_rng
 
 __all__ = ["BasicBlock", "ResNet", "cifar_resnet", "resnet20", "resnet32", "resnet56",
@@ -110,8 +111,10 @@ class BasicBlock(Residual):
                 f"{self.describe()}: body output of shape {y.shape} and shortcut output of "
                 f"shape {skip.shape} cannot be added"
             )
-        y += skip
-        relu(y, out=y)  # the block's ReLU
+        fused = kernels()  # the Numba backend: sum and ReLU in one pass
+        if fused is None or not fused.add_relu(y, skip):
+            y += skip
+            relu(y, out=y)  # the block's ReLU
         self._y = y if self.caching else None
         return y
 

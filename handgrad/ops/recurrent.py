@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from .backend import kernels
 from .elementwise import clamp_min_zero
 from .parallel import even_ranges, get_num_threads, run_chunks
 
@@ -236,6 +237,9 @@ def lstm_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True, w_h
 def _lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t, ms=None, w_hr_t=None):
     """The time loop of ``lstm_forward`` over one block of batch rows (all arrays its views);
     with a projection, ``ms[t] = o * tanh(c)`` and ``h = ms[t] @ w_hr_t``."""
+    fused = kernels() if w_hr_t is None else None  # the Numba backend: ops/numba_recurrent.py
+    if fused is not None:
+        return fused.lstm_loop(T, reverse, H, gates, hs, cs, tanh_c, tanh_g, w_hh_t)
     po, co = _offsets(reverse)
     n_rows = hs.shape[1]
     tmp = np.empty((n_rows, 4 * H), dtype=hs.dtype)
@@ -297,6 +301,10 @@ def _lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs, grad_p
     """The BPTT loop of ``lstm_backward`` over one block of batch rows (all arrays are that
     block's views); ``dh_in`` and ``dc`` come in as the final-state gradients and leave as
     the initial-state gradients. With a projection, ``dhs[t]`` receives dL/dh_t."""
+    fused = kernels() if w_hr is None else None  # the Numba backend: ops/numba_recurrent.py
+    if fused is not None:
+        return fused.lstm_backward_loop(T, reverse, H, grad_y, gates, tanh_c, tanh_g, cs,
+                                        grad_pre, dh_in, dc, w_hh)
     po, _ = _offsets(reverse)
     n = dh_in.shape[0]
     up = np.empty((n, 4 * H), dtype=dh_in.dtype)
@@ -365,6 +373,9 @@ def gru_forward(x, state, w_ih, w_hh, b_ih, b_hh, reverse=False, keep=True):
 
 def _gru_loop(T, reverse, H, gates, hs, hn, w_hh_t, b_hn):
     """The time loop of ``gru_forward`` over one block of batch rows (all arrays its views)."""
+    fused = kernels()  # the Numba backend: ops/numba_recurrent.py
+    if fused is not None:
+        return fused.gru_loop(T, reverse, H, gates, hs, hn, w_hh_t, b_hn)
     po, co = _offsets(reverse)
     n_rows = hs.shape[1]
     tmp = np.empty((n_rows, 3 * H), dtype=hs.dtype)
@@ -416,6 +427,10 @@ def gru_backward(cache, grad_y, grad_final, w_hh):
 def _gru_backward_loop(T, reverse, H, grad_y, gates, hs, hn, grad_ih, grad_hh, dh, w_hh):
     """The BPTT loop of ``gru_backward`` over one block of batch rows; ``dh`` comes in as
     the final-state gradient and leaves as the initial-state gradient."""
+    fused = kernels()  # the Numba backend: ops/numba_recurrent.py
+    if fused is not None:
+        return fused.gru_backward_loop(T, reverse, H, grad_y, gates, hs, hn, grad_ih, grad_hh,
+                                       dh, w_hh)
     po, _ = _offsets(reverse)
     n_rows = dh.shape[0]
     up = np.empty((n_rows, 3 * H), dtype=dh.dtype)

@@ -7,6 +7,7 @@ from functools import partial
 
 import numpy as np
 
+from ..ops.backend import kernels
 from ..parameter import Parameter
 from . import _flat
 from ._checks import _check_betas, _check_flag, _check_nonnegative
@@ -196,6 +197,11 @@ def _adam_kernel(grad: np.ndarray, m: np.ndarray, v: np.ndarray, v_max: np.ndarr
 
     Returns False when the step size is 0 (nothing to subtract).
     """
+    fused = kernels()  # the Numba backend: one pass (ops/numba_optim.py), same numbers
+    if fused is not None:
+        done = fused.adam_update(grad, m, v, v_max, b, hp, step)
+        if done is not None:
+            return done
     # m <- m + (1 - beta1) (g - m)
     np.subtract(grad, m, out=b)
     b *= 1.0 - hp.beta1

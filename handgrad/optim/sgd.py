@@ -7,6 +7,7 @@ from functools import partial
 
 import numpy as np
 
+from ..ops.backend import kernels
 from ..parameter import Parameter
 from . import _flat
 from ._checks import _check_flag, _check_nonnegative
@@ -159,6 +160,9 @@ class _Hyper:
 
 def _momentum_kernel(buf: np.ndarray, grad: np.ndarray, b: np.ndarray, hp: _Hyper) -> None:
     """buf <- momentum * buf + (1 - dampening) * grad, in place (``b`` is scratch)."""
+    fused = kernels()  # the Numba backend: one pass (ops/numba_optim.py), same numbers
+    if fused is not None and fused.momentum_update(buf, grad, hp):
+        return
     buf *= hp.momentum
     if hp.dampening == 0:
         buf += grad
