@@ -79,12 +79,15 @@ class Communicator:
                       f"{self.timeout:g} s in {waiting[0]}: another rank died or took another "
                       f"code path (different data sizes or models); aborting all "
                       f"{self.size} ranks", file=sys.stderr, flush=True)
-                self.comm.Abort(3)
+                self.abort(3)
 
     def abort(self, code: int = 1) -> None:
         """End every rank of the job now (``MPI_Abort``)."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output asynchronously and drops what it has not
+        # forwarded when the job is aborted: give it a moment to pass on the error message.
+        time.sleep(0.25)
         self.comm.Abort(code)
 
     # ------------------------------------------------------------------ collectives
@@ -125,8 +128,12 @@ class Communicator:
 
 def _abort_hook(communicator: Communicator, previous: Any):
     def hook(kind, value, tb):
-        print(f"handgrad.distributed: rank {communicator.rank} of {communicator.size} raised "
-              f"{kind.__name__}; aborting every rank", file=sys.stderr)
+        # One write with the message in it: the rank that aborts first may end this process
+        # before a multi-line traceback is out.
+        sys.stderr.write(f"handgrad.distributed: rank {communicator.rank} of "
+                         f"{communicator.size} raised {kind.__name__}; aborting every rank: "
+                         f"{value}\n")
+        sys.stderr.flush()
         traceback.print_exception(kind, value, tb, file=sys.stderr)
         if communicator.size > 1 and not issubclass(kind, KeyboardInterrupt):
             communicator.abort(1)
