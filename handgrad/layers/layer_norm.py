@@ -29,7 +29,7 @@ from ..layer import Layer
 from ..ops.normalize import backprop_normalize_rows, normalize_rows, row_dot, row_sum
 from ..ops.parallel import channel_sum, ones
 from ..parameter import Parameter
-from .normalization import _channel_dot, _check_eps, _expand
+from .normalization import _channel_dot, _check_eps, _expand, _NormBase
 
 __all__ = ["LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
            "InstanceNorm3d"]
@@ -306,7 +306,7 @@ def _backprop_channels(layer: Layer, cache: tuple, grad_out: NDArray, groups: in
     return rows.reshape(shape)
 
 
-class _InstanceNorm(Layer):
+class _InstanceNorm(_NormBase):
     """InstanceNorm: each channel of each sample normalised over its positions."""
 
     _rank = 0  # dimensions of one sample: (C, L) -> 2, (C, H, W) -> 3, ...
@@ -315,21 +315,8 @@ class _InstanceNorm(Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False,
                  dtype: DTypeLike = np.float32, *, bias: bool = True):
-        super().__init__()
-        name = type(self).__name__
-        self.num_features = check_positive_int(name, "num_features", num_features)
-        self.eps = _check_eps(name, eps)
-        if momentum is not None and (isinstance(momentum, bool) or not 0 <= momentum <= 1):
-            raise ValueError(f"{name}: expected momentum in [0, 1] or None, got {momentum!r}")
-        self.momentum = None if momentum is None else float(momentum)
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
-        _affine_parameters(self, num_features, self.affine, bias, dtype)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
-        self._cache = None
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
 
     def forward(self, x: NDArray) -> NDArray:
         x = as_float_input(self, x)
@@ -396,11 +383,6 @@ class _InstanceNorm(Layer):
             grad_out = check_grad(self, grad_out, shape[1:])[None]
         grad_x = _backprop_channels(self, cache, grad_out, shape[1])
         return grad_x[0] if unbatched else grad_x
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-
 
 class InstanceNorm1d(_InstanceNorm):
     """Instance normalization of sequences (Ulyanov et al., 2016), as ``torch.nn.InstanceNorm1d``.

@@ -74,11 +74,9 @@ def _check_eps(name: str, eps) -> float:
     return float(eps)
 
 
-class _BatchNorm(Layer):
-    """Shared BatchNorm implementation on an ``(N, C, S)`` view of the input."""
-
-    _ranks: tuple[int, ...] = ()
-    _shape_text = ""
+class _NormBase(Layer):
+    """What BatchNorm and InstanceNorm share (PyTorch's ``_NormBase``): the checked
+    arguments, the per-channel ``weight``/``bias`` and the running-statistics buffers."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
@@ -112,10 +110,6 @@ class _BatchNorm(Layer):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
         self._cache = None
-        self._xc_buffer: NDArray | None = None
-
-    def _on_dtype_change(self, dtype: np.dtype) -> None:
-        self._xc_buffer = None
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -129,6 +123,28 @@ class _BatchNorm(Layer):
             self.weight.data.fill(1)
         if self.bias is not None:
             self.bias.data.fill(0)
+
+    def extra_repr(self) -> str:
+        text = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        return text + (", bias=False" if self.affine and self.bias is None else "")
+
+
+class _BatchNorm(_NormBase):
+    """Shared BatchNorm implementation on an ``(N, C, S)`` view of the input."""
+
+    _ranks: tuple[int, ...] = ()
+    _shape_text = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 dtype: DTypeLike = np.float32, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
+        self._xc_buffer: NDArray | None = None
+
+    def _on_dtype_change(self, dtype: np.dtype) -> None:
+        self._xc_buffer = None
 
     # ------------------------------------------------------------------ forward
     def _view(self, x: NDArray) -> NDArray:
@@ -306,12 +322,6 @@ class _BatchNorm(Layer):
             sum_g_xhat = (_channel_dot(g3, x3) - self.running_mean * sum_g) * invstd
             self._param_grads(sum_g, sum_g_xhat)
         return grad_x
-
-    def extra_repr(self) -> str:
-        text = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
-        return text + (", bias=False" if self.affine and self.bias is None else "")
-
 
 class BatchNorm1d(_BatchNorm):
     """Batch normalization over a batch of vectors or sequences (Ioffe & Szegedy, 2015).
