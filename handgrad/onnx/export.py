@@ -37,6 +37,7 @@ from . import (  # noqa: F401
     _layers,
     _pool_norm,
     _recurrent,
+    _unpool,
 )
 from ._graph import OUTPUT_NAMES, ExportContext, Tensor, converter, prune, value_info
 
@@ -96,6 +97,13 @@ def _has_state(model: Layer) -> bool:
     return isinstance(model, (RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, CharLM))
 
 
+def is_static(arg: Any) -> bool:
+    """Whether a further forward argument is a tuple of ints (an unpool's ``output_size``),
+    which the graph takes as a constant rather than as an input."""
+    return isinstance(arg, (tuple, list)) and len(arg) > 0 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arg)
+
+
 def _as_array(value: Any, what: str) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise TypeError(f"handgrad.onnx.export: expected {what} as a numpy array, got "
@@ -117,8 +125,10 @@ def export(model: Layer, example_input: Any, path: str | os.PathLike, opset: int
             in ``handgrad.models`` convert; see ``register_converter`` for others).
         example_input: an array (the input), or a tuple of forward's positional arguments:
             ``(x, state)`` for a recurrent layer or ``CharLM``, ``state`` an array ``h_0`` or
-            a pair ``(h_0, c_0)`` (or None), ``(x, state, lengths)`` for padded sequences.
-            Integer ids are exported as int64.
+            a pair ``(h_0, c_0)`` (or None), ``(x, state, lengths)`` for padded sequences,
+            ``(x, indices[, output_size])`` for a ``MaxUnpool*d``. Integer ids and indices
+            are exported as int64; a tuple of ints (``output_size``) is a constant of the
+            graph, not an input.
         path: the file to write.
         opset: ONNX opset (default 17; at least 17).
         dynamic_batch: make the batch axis symbolic (``N``), so any batch size runs.
@@ -185,6 +195,9 @@ def _graph_inputs(ctx: ExportContext, model: Layer, args: tuple, x: np.ndarray,
     converted: list[Any] = [Tensor("input", x)]
     stateful = _has_state(model)
     for k, arg in enumerate(args[1:], start=1):
+        if is_static(arg):  # an unpool's output_size: a constant of the graph
+            converted.append(tuple(int(v) for v in arg))
+            continue
         parts = arg if isinstance(arg, (tuple, list)) else (arg,)
         if stateful and k <= 2:
             names = ["h_0", "c_0"] if k == 1 else ["lengths"]

@@ -174,6 +174,10 @@ def load(path: str | os.PathLike | Any) -> Layer:
         raise UnsupportedGraphError(f"handgrad.onnx.load: {where} is not a valid ONNX model: "
                                     f"{error}") from None
     g = GraphView(proto)
+    unpool = next((n for n in g.nodes if n.op_type == "MaxUnpool"), None)
+    if unpool is not None:  # its indices arrive as a second input and flat over the tensor
+        raise g.bad(unpool, "MaxUnpool graphs are not imported (export only): build the "
+                            "model in code and pass the indices to MaxUnpool1d/2d/3d")
     if not g.inputs:
         raise UnsupportedGraphError("handgrad.onnx.load: the graph has no input")
     layers, end = walk(g, g.inputs[0])

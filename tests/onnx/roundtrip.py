@@ -19,6 +19,8 @@ def flat_args(args) -> list[np.ndarray]:
     """Forward's positional arguments as the graph's inputs (None parts left out)."""
     out = []
     for arg in args:
+        if isinstance(arg, tuple) and arg and all(isinstance(v, int) for v in arg):
+            continue  # a static argument (an unpool's output_size), a constant of the graph
         parts = arg if isinstance(arg, (tuple, list)) else (arg,)
         out += [p for p in parts if p is not None]
     return out
