@@ -185,21 +185,7 @@ class Conv2d(Layer):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if isinstance(self.padding, str):
-            s += f", padding={self.padding}"
-        elif any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return conv_repr(self)
 
 
 class Conv1d(Conv2d):
@@ -257,3 +243,23 @@ class Conv1d(Conv2d):
         if grad_x is None:
             return None
         return grad_x[:, 0] if unbatched else grad_x[:, :, 0]
+
+
+def conv_repr(layer: Layer) -> str:
+    """PyTorch's repr of a convolution's arguments (the non-default ones after stride), for
+    every Conv and ConvTranspose layer."""
+    s = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
+         f"stride={layer.stride}")
+    if isinstance(layer.padding, str) or any(layer.padding):
+        s += f", padding={layer.padding}"
+    if any(d != 1 for d in layer.dilation):
+        s += f", dilation={layer.dilation}"
+    if any(getattr(layer, "output_padding", ())):
+        s += f", output_padding={layer.output_padding}"
+    if layer.groups != 1:
+        s += f", groups={layer.groups}"
+    if layer.bias is None:
+        s += ", bias=False"
+    if getattr(layer, "padding_mode", "zeros") != "zeros":
+        s += f", padding_mode={layer.padding_mode}"
+    return s

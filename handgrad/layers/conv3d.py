@@ -26,7 +26,7 @@ from ..ops.padding import backprop_pad, pad
 from ..ops.window import output_shape, output_size
 from ..parameter import Parameter
 from ..random import resolve_rng
-from .conv import PADDING_MODES
+from .conv import PADDING_MODES, conv_repr
 
 __all__ = ["Conv3d", "triple"]
 
@@ -195,18 +195,4 @@ class Conv3d(Layer):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if isinstance(self.padding, str):
-            s += f", padding={self.padding}"
-        elif any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return conv_repr(self)

@@ -28,6 +28,7 @@ from ..ops.parallel import channel_sum
 from ..ops.window import col2im, im2col, pair, single
 from ..parameter import Parameter
 from ..random import resolve_rng
+from .conv import conv_repr
 
 __all__ = ["ConvTranspose2d", "ConvTranspose1d", "as_columns", "from_columns"]
 
@@ -231,19 +232,7 @@ class ConvTranspose2d(Layer):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if any(self.output_padding):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_repr(self)
 
 
 class ConvTranspose1d(ConvTranspose2d):

@@ -26,6 +26,7 @@ from ..layer import Layer
 from ..ops.window import col2im, im2col
 from ..parameter import Parameter
 from ..random import resolve_rng
+from .conv import conv_repr
 from .conv3d import fold_depth, triple, unfold_depth
 from .conv_transpose import as_columns, from_columns
 
@@ -178,16 +179,4 @@ class ConvTranspose3d(Layer):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if any(self.padding):
-            s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if any(self.output_padding):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return conv_repr(self)
